@@ -1,0 +1,40 @@
+# forgetbench: the README's commands. Every target installs what it needs first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONHASHSEED ?= 0
+
+.PHONY: install demo test test-slow lint format clean
+
+install: $(STAMP)
+
+# Re-runs only when the package metadata changes; a no-op otherwise.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/forgetbench -m strategy=sequential,cross_shard seed=0 \
+		hydra.sweep.dir=results/sweeps/demo
+	$(BIN)/forgetbench-report results/sweeps/demo --figure-copy results/figures/demo_comparison
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+lint: install
+	$(BIN)/ruff check src tests bench experiments
+	$(BIN)/ruff format --check src tests bench experiments
+
+format: install
+	$(BIN)/ruff format src tests bench experiments
+	$(BIN)/ruff check --fix src tests bench experiments
+
+clean:
+	rm -rf results/runs results/sweeps .cache .pytest_cache

@@ -1,0 +1,43 @@
+"""A shard dataset: training shards and their held-out evaluation splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from forgetbench.data.shards import ShardFormatError
+from forgetbench.data.store import ShardStore
+
+
+@dataclass
+class ShardDataset:
+    """Training shards and a held-out split per shard, in the same order.
+
+    Attributes:
+        name: Dataset name used in results.
+        train: Training shards.
+        heldout: Held-out evaluation split of every training shard.
+        num_classes: Number of classes of the output layer.
+    """
+
+    name: str
+    train: ShardStore
+    heldout: ShardStore
+    num_classes: int
+
+    def __post_init__(self) -> None:
+        if self.heldout.num_shards != self.train.num_shards:
+            raise ShardFormatError(
+                f"Held-out folder {self.heldout.folder}: expected one split per training shard "
+                f"({self.train.num_shards}). Received {self.heldout.num_shards}"
+            )
+        if self.heldout.feature_shape != self.train.feature_shape:
+            raise ShardFormatError(
+                f"Held-out folder {self.heldout.folder}: expected feature shape "
+                f"{self.train.feature_shape}. Received {self.heldout.feature_shape}"
+            )
+        top = max(self.train.classes + self.heldout.classes)
+        if top >= self.num_classes:
+            raise ShardFormatError(
+                f"Dataset '{self.name}': expected labels below num_classes={self.num_classes}. "
+                f"Received label {top}"
+            )

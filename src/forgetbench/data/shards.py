@@ -1,0 +1,262 @@
+"""Shard files on disk: discovery, one-time ``.npz`` to ``.npy`` conversion, validation.
+
+A shard is either one ``NAME.npz`` holding a feature and a label member, or a pair of files
+``NAME.<feature_key>.npy`` and ``NAME.<label_key>.npy``. ``np.load(..., mmap_mode='r')`` maps
+nothing for ``.npz`` members, so each member is copied once, as a stream, into a cached ``.npy``
+that can be memory-mapped; the cache is rebuilt when the source file changes (size or mtime).
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from forgetbench.results.io import atomic_path, read_json, write_json
+
+CACHE_VERSION = 1
+STATS_CHUNK_BYTES = 64 * 2**20
+
+
+class ShardFormatError(ValueError):
+    """A shard file or folder does not have the expected format."""
+
+
+@dataclass(frozen=True)
+class ShardFiles:
+    """The memory-mappable files of one shard and the statistics checked once per source."""
+
+    name: str
+    source: str
+    features: str
+    labels: str
+    n: int
+    feature_shape: tuple[int, ...]
+    feature_dtype: str
+    label_dtype: str
+    classes: tuple[int, ...]
+    all_finite: bool
+
+
+def discover_shards(folder: Path, feature_key: str, label_key: str) -> dict[str, list[Path]]:
+    """Finds the shards of ``folder``: ``{name: [source files]}`` in file-name order.
+
+    Raises:
+        ShardFormatError: if the folder is missing, holds no shard, or a name has both forms.
+    """
+    if not folder.is_dir():
+        raise ShardFormatError(f"Expected a folder of shard files. Received: {folder} (not a folder)")
+    found: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".npz":
+            found.setdefault(path.stem, []).append(path)
+        elif path.name.endswith(f".{feature_key}.npy"):
+            found.setdefault(path.name[: -len(f".{feature_key}.npy")], []).append(path)
+    if not found:
+        raise ShardFormatError(
+            f"Expected shard files in {folder}: NAME.npz, or NAME.{feature_key}.npy with "
+            f"NAME.{label_key}.npy. Received: no such file."
+        )
+    for name, paths in found.items():
+        if len({p.suffix for p in paths}) > 1:
+            raise ShardFormatError(
+                f"Shard '{name}' in {folder} exists both as .npz and as .npy files. "
+                "Expected one form per shard."
+            )
+    return found
+
+
+def _source_stamp(paths: list[Path]) -> list[list]:
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+
+
+def _copy_npz_member(src: Path, key: str, dest: Path) -> None:
+    """Streams member ``key`` of ``src`` into ``dest`` (an ``.npz`` member is an ``.npy``)."""
+    try:
+        with zipfile.ZipFile(src) as archive:
+            members = {Path(m).stem for m in archive.namelist()}
+            if key not in members:
+                raise ShardFormatError(
+                    f"Missing key in {src}. Expected key '{key}'. "
+                    f"Received keys: {sorted(members)}"
+                )
+            with (
+                atomic_path(dest) as tmp,
+                archive.open(f"{key}.npy") as member,
+                open(tmp, "wb") as out,
+            ):
+                shutil.copyfileobj(member, out, length=16 * 2**20)
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+        raise ShardFormatError(
+            f"Corrupt or truncated shard file {src}: expected a readable .npz archive. "
+            f"Received error: {exc}"
+        ) from exc
+
+
+def open_npy(path: Path, source: Path) -> np.ndarray:
+    """Memory-maps an ``.npy`` file, turning format errors into ``ShardFormatError``."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ShardFormatError(
+            f"Corrupt or truncated shard file {source}: expected a readable .npy array. "
+            f"Received error: {exc}"
+        ) from exc
+
+
+def _chunk_rows(array: np.ndarray) -> int:
+    row_bytes = max(1, int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize)
+    return max(1, STATS_CHUNK_BYTES // row_bytes)
+
+
+def _label_stats(labels: np.ndarray, source: Path, label_key: str) -> tuple[int, ...]:
+    if labels.ndim != 1:
+        raise ShardFormatError(
+            f"Labels '{label_key}' in {source}: expected a 1-D array. "
+            f"Received shape {labels.shape}"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ShardFormatError(
+            f"Labels '{label_key}' in {source}: expected an integer dtype. "
+            f"Received dtype {labels.dtype}"
+        )
+    classes: set[int] = set()
+    step = _chunk_rows(labels)
+    for start in range(0, len(labels), step):
+        classes.update(np.unique(labels[start : start + step]).tolist())
+    if classes and min(classes) < 0:
+        raise ShardFormatError(
+            f"Labels '{label_key}' in {source}: expected class ids >= 0. "
+            f"Received minimum {min(classes)}"
+        )
+    return tuple(sorted(int(c) for c in classes))
+
+
+def _all_finite(features: np.ndarray) -> bool:
+    if not np.issubdtype(features.dtype, np.floating):
+        return True
+    step = _chunk_rows(features)
+    return all(
+        np.isfinite(features[start : start + step]).all()
+        for start in range(0, len(features), step)
+    )
+
+
+def _shard_stats(
+    name: str, source: Path, features: np.ndarray, labels: np.ndarray, keys: tuple[str, str]
+) -> dict:
+    feature_key, label_key = keys
+    if features.ndim < 2:
+        raise ShardFormatError(
+            f"Features '{feature_key}' in {source}: expected shape (samples, ...) with at least "
+            f"2 dimensions. Received shape {features.shape}"
+        )
+    if len(features) == 0:
+        raise ShardFormatError(f"Empty shard {source}: expected at least 1 sample. Received 0.")
+    if len(labels) != len(features):
+        raise ShardFormatError(
+            f"Shard {source}: expected as many labels as feature rows. "
+            f"Received {len(features)} rows in '{feature_key}' and {len(labels)} "
+            f"in '{label_key}'"
+        )
+    return {
+        "name": name,
+        "n": int(len(features)),
+        "feature_shape": list(features.shape[1:]),
+        "feature_dtype": str(features.dtype),
+        "label_dtype": str(labels.dtype),
+        "classes": list(_label_stats(labels, source, label_key)),
+        "all_finite": bool(_all_finite(features)),
+    }
+
+
+def prepare_shard(
+    name: str, sources: list[Path], cache: Path, feature_key: str, label_key: str
+) -> ShardFiles:
+    """Converts (if needed) and validates one shard, reusing the cache while the source holds.
+
+    Args:
+        name: Shard name (file stem).
+        sources: The shard's source files (one ``.npz`` or the feature ``.npy``).
+        cache: Folder for converted members and per-shard metadata.
+        feature_key: Key (member name) of the features.
+        label_key: Key (member name) of the labels.
+
+    Returns:
+        The memory-mappable files and their statistics.
+    """
+    source = sources[0]
+    if source.suffix == ".npz":
+        paths = {k: cache / f"{name}.{k}.npy" for k in (feature_key, label_key)}
+        stamped = [source]
+    else:
+        paths = {k: source.with_name(f"{name}.{k}.npy") for k in (feature_key, label_key)}
+        if not paths[label_key].exists():
+            raise ShardFormatError(
+                f"Missing key for shard {source}: expected labels file {paths[label_key].name}. "
+                "Received: no such file."
+            )
+        stamped = list(paths.values())
+    meta_path = cache / f"{name}.meta.json"
+    stamp = {"version": CACHE_VERSION, "keys": [feature_key, label_key],
+             "source": _source_stamp(stamped)}
+    if meta_path.exists():
+        meta = read_json(meta_path)
+        if meta.get("stamp") == stamp and all(p.exists() for p in paths.values()):
+            return _shard_files(meta["stats"], source, paths, feature_key, label_key)
+    cache.mkdir(parents=True, exist_ok=True)
+    if source.suffix == ".npz":
+        for key, dest in paths.items():
+            _copy_npz_member(source, key, dest)
+    features = open_npy(paths[feature_key], source)
+    labels = open_npy(paths[label_key], source)
+    stats = _shard_stats(name, source, features, labels, (feature_key, label_key))
+    write_json(meta_path, {"stamp": stamp, "stats": stats})
+    return _shard_files(stats, source, paths, feature_key, label_key)
+
+
+def _shard_files(
+    stats: dict, source: Path, paths: dict[str, Path], feature_key: str, label_key: str
+) -> ShardFiles:
+    return ShardFiles(
+        name=stats["name"],
+        source=str(source),
+        features=str(paths[feature_key]),
+        labels=str(paths[label_key]),
+        n=stats["n"],
+        feature_shape=tuple(stats["feature_shape"]),
+        feature_dtype=stats["feature_dtype"],
+        label_dtype=stats["label_dtype"],
+        classes=tuple(stats["classes"]),
+        all_finite=stats["all_finite"],
+    )
+
+
+def check_consistent(shards: list[ShardFiles], allow_nonfinite: bool = False) -> None:
+    """Checks that all shards agree on feature shape and dtypes, and features are finite.
+
+    Raises:
+        ShardFormatError: naming the first shard that disagrees with the first shard.
+    """
+    first = shards[0]
+    for shard in shards:
+        for field in ("feature_shape", "feature_dtype", "label_dtype"):
+            if getattr(shard, field) != getattr(first, field):
+                raise ShardFormatError(
+                    f"Shard {shard.source}: expected {field} {getattr(first, field)} "
+                    f"(as in {first.source}). Received {getattr(shard, field)}"
+                )
+        if not shard.all_finite and not allow_nonfinite:
+            raise ShardFormatError(
+                f"Shard {shard.source}: expected finite features. Received NaN or infinite "
+                "values (set data.allow_nonfinite=true to accept them)."
+            )
+
+
+def shard_summary(shard: ShardFiles) -> dict:
+    """The shard's statistics as a plain dict (for tables and summaries)."""
+    return asdict(shard)

@@ -1,0 +1,118 @@
+"""ShardStore: a folder of shards seen as one memory-mapped dataset with global indices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from forgetbench.data.shards import (
+    ShardFiles,
+    ShardFormatError,
+    check_consistent,
+    discover_shards,
+    open_npy,
+    prepare_shard,
+)
+
+
+class ShardStore:
+    """Memory-mapped view of a folder of shards, addressed by global sample index.
+
+    Global index ``i`` belongs to shard ``k`` when ``offsets[k] <= i < offsets[k + 1]``.
+
+    Args:
+        folder: Folder of ``NAME.npz`` files or ``NAME.<key>.npy`` pairs.
+        feature_key: Member name of the features.
+        label_key: Member name of the labels.
+        order: Shard names in training order; file-name order when ``None``.
+        cache_dir: Where converted ``.npy`` members and metadata go (default:
+            ``folder/.forgetbench_cache``).
+        allow_nonfinite: Accept NaN or infinite features instead of raising.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        feature_key: str = "array1",
+        label_key: str = "array2",
+        order: list[str] | None = None,
+        cache_dir: str | Path | None = None,
+        allow_nonfinite: bool = False,
+    ) -> None:
+        self.folder = Path(folder)
+        found = discover_shards(self.folder, feature_key, label_key)
+        names = list(found) if order is None else list(order)
+        missing = [name for name in names if name not in found]
+        if missing:
+            raise ShardFormatError(
+                f"Shard order names shards not in {self.folder}: {missing}. "
+                f"Expected names among {sorted(found)}"
+            )
+        cache = Path(cache_dir) if cache_dir else self.folder / ".forgetbench_cache"
+        self.shards: list[ShardFiles] = [
+            prepare_shard(name, found[name], cache, feature_key, label_key) for name in names
+        ]
+        check_consistent(self.shards, allow_nonfinite=allow_nonfinite)
+        self.features = [open_npy(Path(s.features), Path(s.source)) for s in self.shards]
+        self.labels = [open_npy(Path(s.labels), Path(s.source)) for s in self.shards]
+        self.sizes = np.array([s.n for s in self.shards], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+
+    @property
+    def names(self) -> list[str]:
+        """Shard names in training order."""
+        return [s.name for s in self.shards]
+
+    @property
+    def num_shards(self) -> int:
+        """Number of shards."""
+        return len(self.shards)
+
+    @property
+    def num_samples(self) -> int:
+        """Total number of samples over all shards."""
+        return int(self.offsets[-1])
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """Shape of one sample's features."""
+        return self.shards[0].feature_shape
+
+    @property
+    def classes(self) -> list[int]:
+        """Sorted class ids present in any shard."""
+        return sorted(set().union(*(s.classes for s in self.shards)))
+
+    def shard_ids(self) -> np.ndarray:
+        """Shard index of every global sample index (int32, length ``num_samples``)."""
+        return np.repeat(np.arange(self.num_shards, dtype=np.int32), self.sizes)
+
+    def gather(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Reads the samples at sorted global ``indices`` (sorted reads are sequential on disk).
+
+        Args:
+            indices: Global sample indices in ascending order.
+
+        Returns:
+            Features and labels, in the order of ``indices``.
+        """
+        bounds = np.searchsorted(indices, self.offsets)
+        xs, ys = [], []
+        for k in range(self.num_shards):
+            lo, hi = bounds[k], bounds[k + 1]
+            if hi > lo:
+                local = indices[lo:hi] - self.offsets[k]
+                xs.append(self.features[k][local])
+                ys.append(self.labels[k][local])
+        if len(xs) == 1:
+            return np.asarray(xs[0]), np.asarray(ys[0])
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def load_all(self) -> tuple[np.ndarray, np.ndarray]:
+        """All features and labels in memory, in global index order."""
+        return (
+            np.concatenate([np.asarray(f) for f in self.features]),
+            np.concatenate([np.asarray(y) for y in self.labels]),
+        )

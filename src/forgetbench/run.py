@@ -1,0 +1,203 @@
+"""One run: config in, run folder out (curves.parquet, summary.json, model.keras, figure)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import resource
+from pathlib import Path
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from forgetbench.eval import metrics
+from forgetbench.eval.evaluator import Evaluator
+from forgetbench.plots.curves import plot_shard_curves
+from forgetbench.plots.style import save_figure
+from forgetbench.results.io import read_json, write_json, write_with
+from forgetbench.strategies.base import sequential_boundaries
+from forgetbench.train.model import ShardModel
+from forgetbench.train.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "summary.json"
+CURVES = "curves.parquet"
+MODEL = "model.keras"
+
+
+def _require(ok: bool, key: str, value, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"Invalid config value {key}={value!r}. Expected {allowed}.")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Refuses impossible values before any work, naming the key, the value and what is allowed."""
+    _require(int(cfg.train.batch_size) >= 1, "train.batch_size", cfg.train.batch_size,
+             "an integer >= 1")
+    _require(int(cfg.train.epochs) >= 0, "train.epochs", cfg.train.epochs, "an integer >= 0")
+    _require(int(cfg.eval.every_samples) >= 1, "eval.every_samples", cfg.eval.every_samples,
+             "an integer >= 1")
+    _require(float(cfg.eval.onset_delta) >= 0, "eval.onset_delta", cfg.eval.onset_delta,
+             "a number >= 0")
+    _require(int(cfg.eval.onset_patience) >= 0, "eval.onset_patience",
+             cfg.eval.onset_patience, "an integer >= 0")
+
+
+def run_id(cfg: DictConfig, strategy: str, dataset: str, remainder: str) -> str:
+    """A readable id of the run plus a hash of its resolved config."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{dataset}-{strategy}-{remainder}-seed{cfg.seed}-{digest}"
+
+
+def _phase_spans(phases, boundaries: np.ndarray, total: int) -> list[dict]:
+    if len(phases) == len(boundaries):
+        ends = boundaries.tolist()
+    else:
+        ends = [total] * len(phases)
+    starts = [0, *ends[:-1]]
+    return [
+        {"phase": p.index, "train_shard": p.train_shard, "start_samples": int(s),
+         "end_samples": int(e)}
+        for p, s, e in zip(phases, starts, ends, strict=True)
+    ]
+
+
+def _onsets(curves: pd.DataFrame, boundaries: np.ndarray, delta: float, patience: int):
+    points = curves[["step", "samples_seen"]].drop_duplicates("samples_seen")
+    points = points.sort_values("samples_seen").reset_index(drop=True)
+    wide = curves.pivot_table(index="samples_seen", columns="eval_shard", values="accuracy")
+    seen = wide.index.to_numpy()
+    onsets = []
+    for j, boundary in enumerate(boundaries):
+        start = int(np.searchsorted(seen, boundary, side="left"))
+        t = metrics.forgetting_onset(wide[j].to_numpy(), start, delta, patience)
+        onsets.append({
+            "eval_shard": j,
+            "step": None if t is None else int(points.loc[t, "step"]),
+            "samples_seen": None if t is None else int(seen[t]),
+            "samples_to_forget": None if t is None else int(seen[t] - boundary),
+        })
+    return onsets
+
+
+def summarise(curves: pd.DataFrame, boundaries: np.ndarray, cfg: DictConfig) -> dict:
+    """Final metrics, accuracy matrix and forgetting onsets of a run's curves."""
+    R, b = metrics.accuracy_matrix(curves, boundaries)
+    return {
+        "metrics": {
+            "acc": metrics.average_accuracy(R),
+            "bwt": metrics.backward_transfer(R),
+            "fwt": metrics.forward_transfer(R, b),
+            "forgetting": metrics.forgetting(R),
+        },
+        "accuracy_matrix": R.tolist(),
+        "init_accuracy": b.tolist(),
+        "boundaries": boundaries.tolist(),
+        "onset": _onsets(curves, boundaries, float(cfg.eval.onset_delta),
+                         int(cfg.eval.onset_patience)),
+    }
+
+
+def _seed_everything(seed: int) -> None:
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def run(cfg: DictConfig, out_dir: str | Path) -> dict:
+    """Runs one experiment and writes its run folder; returns the summary.
+
+    A folder that already holds a ``summary.json`` is a finished run: it is not redone, and its
+    summary is returned (so a re-run sweep resumes where it stopped).
+
+    Args:
+        cfg: The composed config (``conf/config.yaml`` and overrides).
+        out_dir: The run folder.
+    """
+    out_dir = Path(out_dir)
+    if (out_dir / SUMMARY).exists():
+        log.info("Skipping %s: %s exists (finished run).", out_dir, SUMMARY)
+        return read_json(out_dir / SUMMARY)
+    validate_config(cfg)
+    _seed_everything(int(cfg.seed))
+
+    dataset = instantiate(cfg.data)
+    policy = instantiate(cfg.remainder)
+    strategy = instantiate(cfg.strategy)
+    net = instantiate(cfg.model)(dataset.train.feature_shape, dataset.num_classes)
+    model = ShardModel(net, policy)
+    model.compile(optimizer=instantiate(cfg.optimizer),
+                  steps_per_execution=int(cfg.train.steps_per_execution))
+
+    batch_size, epochs = int(cfg.train.batch_size), int(cfg.train.epochs)
+    phases = strategy.phases(dataset, seed=int(cfg.seed), batch_size=batch_size, policy=policy)
+    total = epochs * sum(p.feed.samples_per_epoch for p in phases)
+    boundaries = np.minimum(
+        sequential_boundaries(dataset.train.sizes, epochs, batch_size, policy), total
+    )
+    boundaries[-1] = total
+    trainer = Trainer(
+        model=model, strategy=strategy, phases=phases,
+        evaluator=Evaluator(dataset.heldout, batch_size=int(cfg.eval.batch_size)),
+        epochs=epochs, every_samples=int(cfg.eval.every_samples), boundaries=boundaries,
+        verbose=int(cfg.train.verbose),
+    )
+    train_seconds = trainer.train()
+
+    rid = run_id(cfg, strategy.name, dataset.name, policy.name)
+    curves = pd.DataFrame.from_records(trainer.records)
+    curves.insert(0, "run_id", rid)
+    curves.insert(1, "dataset", dataset.name)
+    curves.insert(2, "strategy", strategy.name)
+    curves.insert(3, "remainder", policy.name)
+    curves.insert(4, "seed", int(cfg.seed))
+    curves["train_shard"] = curves["train_shard"].astype("Int64")
+
+    summary = {
+        "status": "completed",
+        "run_id": rid,
+        "dataset": dataset.name,
+        "strategy": strategy.name,
+        "remainder": policy.name,
+        "seed": int(cfg.seed),
+        **summarise(curves, boundaries, cfg),
+        "phases": _phase_spans(phases, boundaries, total),
+        "shards": {"names": dataset.train.names, "train_sizes": dataset.train.sizes.tolist(),
+                   "heldout_sizes": dataset.heldout.sizes.tolist()},
+        "timing": {
+            "train_seconds": train_seconds,
+            "eval_seconds": trainer.eval_seconds,
+            "samples_seen": int(trainer.samples_seen),
+            "samples_per_second": trainer.samples_seen / train_seconds if train_seconds else None,
+        },
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "strategy_info": strategy.summary(),
+        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "numpy": np.__version__},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_run_folder(out_dir, curves, summary, net)
+    return summary
+
+
+def write_run_folder(out_dir: Path, curves: pd.DataFrame, summary: dict, net) -> None:
+    """Writes curves, model and figure, then the summary last: a summary means a complete run."""
+    write_with(out_dir / CURVES, lambda p: curves.to_parquet(p, index=False))
+    write_with(out_dir / MODEL, net.save)
+    fig = plot_shard_curves(
+        curves,
+        phases=pd.DataFrame(summary["phases"]),
+        onsets=pd.DataFrame(summary["onset"]),
+        title=f"{summary['strategy']} on {summary['dataset']} (seed {summary['seed']})",
+    )
+    save_figure(fig, out_dir / "curves")
+    plt.close(fig)
+    write_json(out_dir / SUMMARY, summary)

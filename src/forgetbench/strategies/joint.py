@@ -1,0 +1,42 @@
+"""Joint training on all data in memory, uniformly shuffled: the upper bound."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from forgetbench.data.dataset import ShardDataset
+from forgetbench.data.feed import Feed
+from forgetbench.data.samplers import epoch_rng, uniform_order
+from forgetbench.strategies.base import Phase, Strategy
+from forgetbench.train.remainder import RemainderPolicy
+
+
+class Joint(Strategy):
+    """All shards loaded into memory and shuffled i.i.d. each epoch."""
+
+    name = "joint"
+
+    def phases(
+        self, dataset: ShardDataset, *, seed: int, batch_size: int, policy: RemainderPolicy
+    ) -> list[Phase]:
+        """A single phase over the in-memory concatenation of all shards."""
+        x, y = dataset.train.load_all()
+
+        def gather(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return x[idx], y[idx]
+
+        n = len(y)
+        return [
+            Phase(
+                index=0,
+                train_shard=None,
+                feed=Feed(
+                    gather=gather,
+                    order=lambda epoch: uniform_order(n, epoch_rng(seed, 0, epoch)),
+                    num_samples=n,
+                    batch_size=batch_size,
+                    policy=policy,
+                    feature_shape=dataset.train.feature_shape,
+                ),
+            )
+        ]

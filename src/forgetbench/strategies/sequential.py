@@ -1,0 +1,42 @@
+"""Sequential per-shard training: the baseline that forgets."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from forgetbench.data.dataset import ShardDataset
+from forgetbench.data.feed import Feed
+from forgetbench.data.samplers import epoch_rng, shard_order
+from forgetbench.strategies.base import Phase, Strategy
+from forgetbench.train.remainder import RemainderPolicy
+
+
+def _order(store_offset: int, size: int, seed: int, phase: int, epoch: int):
+    return shard_order(store_offset, size, epoch_rng(seed, phase, epoch))
+
+
+class Sequential(Strategy):
+    """Shards in order; ``train.epochs`` passes over each shard before the next."""
+
+    name = "sequential"
+
+    def phases(
+        self, dataset: ShardDataset, *, seed: int, batch_size: int, policy: RemainderPolicy
+    ) -> list[Phase]:
+        """One phase per shard, each over that shard's samples only."""
+        store = dataset.train
+        return [
+            Phase(
+                index=k,
+                train_shard=k,
+                feed=Feed(
+                    gather=store.gather,
+                    order=partial(_order, int(store.offsets[k]), int(store.sizes[k]), seed, k),
+                    num_samples=int(store.sizes[k]),
+                    batch_size=batch_size,
+                    policy=policy,
+                    feature_shape=store.feature_shape,
+                ),
+            )
+            for k in range(store.num_shards)
+        ]

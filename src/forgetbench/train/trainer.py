@@ -1,0 +1,118 @@
+"""Runs a strategy's phases with ``model.fit``, evaluating on an interval of real samples."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from forgetbench.eval.evaluator import Evaluator
+from forgetbench.strategies.base import Phase, Strategy
+from forgetbench.train.model import ShardModel
+
+
+class EvaluationSchedule(keras.callbacks.Callback):
+    """Asks the trainer to evaluate whenever an evaluation point has been reached."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        super().__init__()
+        self.trainer = trainer
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Evaluates once the real samples seen reach the next due point."""
+        self.trainer.evaluate_if_due()
+
+
+@dataclass
+class Trainer:
+    """Trains ``model`` through the ``phases`` of ``strategy`` and records evaluations.
+
+    Evaluation happens at initialisation, every ``every_samples`` real training samples, at each
+    phase boundary of the sequential feed (``boundaries``), and at the end.
+
+    Attributes:
+        model: The model with the sample-weighted train step.
+        strategy: The strategy whose hooks run around each phase.
+        phases: The phases to train, in order.
+        evaluator: Evaluates the network on every shard's held-out split.
+        epochs: Passes over each phase's feed.
+        every_samples: Evaluation interval in real training samples.
+        boundaries: Real samples seen at each phase boundary (sequential feed).
+        verbose: Keras progress display (0 silent, 1 progress bar, 2 one line per epoch).
+        records: The evaluation records so far.
+    """
+
+    model: ShardModel
+    strategy: Strategy
+    phases: list[Phase]
+    evaluator: Evaluator
+    epochs: int
+    every_samples: int
+    boundaries: np.ndarray
+    verbose: int = 0
+    records: list[dict] = field(default_factory=list)
+    eval_seconds: float = 0.0
+    _phase: Phase | None = None
+    _epoch: int = 0
+    _next_boundary: int = 0
+    _last_eval: int = -1
+
+    @property
+    def samples_seen(self) -> int:
+        """Real training samples seen so far."""
+        return int(self.model.samples_seen.numpy())
+
+    def _due(self) -> int:
+        next_regular = (max(self._last_eval, 0) // self.every_samples + 1) * self.every_samples
+        if self._next_boundary < len(self.boundaries):
+            return min(next_regular, int(self.boundaries[self._next_boundary]))
+        return next_regular
+
+    def evaluate_if_due(self) -> None:
+        """Evaluates if the samples seen reached the next interval or boundary."""
+        if self.samples_seen >= self._due():
+            self.evaluate()
+
+    def evaluate(self) -> None:
+        """Evaluates every shard now and appends one record per shard."""
+        seen = self.samples_seen
+        if seen == self._last_eval:
+            return
+        start = time.perf_counter()
+        point = {
+            "step": int(self.model.batches_seen.numpy()),
+            "samples_seen": seen,
+            "epoch": self._epoch,
+            "train_shard": None if self._phase is None else self._phase.train_shard,
+        }
+        self.records.extend({**point, **rec} for rec in self.evaluator(self.model.net))
+        self._last_eval = seen
+        while self._next_boundary < len(self.boundaries) and seen >= self.boundaries[
+            self._next_boundary
+        ]:
+            self._next_boundary += 1
+        self.eval_seconds += time.perf_counter() - start
+
+    def train(self) -> float:
+        """Trains every phase; returns the wall seconds spent training (evaluation excluded)."""
+        self.evaluate()
+        callbacks = [EvaluationSchedule(self)]
+        start = time.perf_counter()
+        for phase in self.phases:
+            self._phase = phase
+            self.strategy.before_phase(self, phase)
+            for epoch in range(self.epochs):
+                self._epoch = epoch
+                self.model.fit(
+                    phase.feed.epoch(epoch),
+                    initial_epoch=epoch,
+                    epochs=epoch + 1,
+                    shuffle=False,
+                    verbose=self.verbose,
+                    callbacks=callbacks,
+                )
+            self.strategy.after_phase(self, phase)
+        self.evaluate()
+        return time.perf_counter() - start - self.eval_seconds
