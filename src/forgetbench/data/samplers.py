@@ -30,8 +30,9 @@ def cross_shard_order(sizes: np.ndarray, rng: np.random.Generator) -> np.ndarray
     Shard ``k``'s ``n_k`` samples get the positions ``(i + u_i) / n_k`` (``u_i`` uniform, jittered
     stratification), all positions are merged by sorting, and each shard's slots are filled with
     a random permutation of its samples. So every sample appears exactly once, no shard is
-    truncated, and every window of ``B`` consecutive slots holds about ``B * n_k / N`` samples of
-    shard ``k`` (within two), i.e. in proportion to what remains of each shard.
+    truncated, and every window of ``B`` consecutive slots holds ``B * n_k / N`` samples of shard
+    ``k`` within ``2 + 2 * K * n_k / N`` (``K`` shards), i.e. in proportion to what remains of each
+    shard, with far less spread than a uniform shuffle.
 
     Args:
         sizes: Number of samples of each shard, in global index order.

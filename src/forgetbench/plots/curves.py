@@ -80,6 +80,8 @@ def plot_strategy_panels(
             )
         for ax in axes[0][1:]:
             ax.set_ylabel("")
-        axes[0][-1].legend(loc="lower right", frameon=False, ncol=2)
-        fig.tight_layout()
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
+                   bbox_to_anchor=(0.5, -0.02))
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
         return fig

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny configs composed from the real config tree."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+import pytest
+from hydra import compose, initialize_config_dir
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+
+TINY = [
+    "data.num_shards=3",
+    "data.dim=5",
+    "data.samples_per_shard=120",
+    "data.heldout_per_shard=40",
+    "model.hidden=[8]",
+    "train.epochs=1",
+    "train.batch_size=16",
+    "train.verbose=0",
+    "eval.every_samples=50",
+]
+
+
+def compose_config(overrides: list[str] | None = None):
+    """The real config tree composed with ``overrides`` (no Hydra app, no chdir)."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("config", overrides=list(overrides or []))
+
+
+@pytest.fixture
+def keras_session():
+    """A fresh Keras session for tests that build models."""
+    keras.backend.clear_session()
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path, keras_session):
+    """Returns a function composing the tiny config (cache in ``tmp_path``) plus overrides."""
+
+    def make(*overrides: str):
+        return compose_config([*TINY, f"paths.data_cache={tmp_path / 'data'}", *overrides])
+
+    return make

@@ -1,0 +1,113 @@
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from forgetbench.run import run
+
+CURVE_COLUMNS = [
+    "run_id", "dataset", "strategy", "remainder", "seed", "step", "samples_seen", "epoch",
+    "train_shard", "eval_shard", "accuracy", "loss", "n_eval",
+]
+SUMMARY_KEYS = [
+    "status", "run_id", "metrics", "accuracy_matrix", "init_accuracy", "onset", "timing",
+    "peak_memory_mb", "config", "boundaries", "phases",
+]
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "cross_shard", "joint"])
+def test_run_writes_contract_files(tiny_cfg, tmp_path, strategy):
+    out = tmp_path / "run"
+    summary = run(tiny_cfg(f"strategy={strategy}"), out)
+    assert {p.name for p in out.iterdir()} >= {"curves.parquet", "summary.json", "model.keras",
+                                               "curves.png", "curves.pdf"}
+    curves = pd.read_parquet(out / "curves.parquet")
+    assert list(curves.columns[: len(CURVE_COLUMNS)]) == CURVE_COLUMNS
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk == summary
+    for key in SUMMARY_KEYS:
+        assert key in summary, key
+    assert summary["status"] == "completed"
+    assert set(summary["metrics"]) >= {"acc", "bwt", "fwt", "forgetting"}
+    R = np.array(summary["accuracy_matrix"])
+    assert R.shape == (3, 3)
+    assert summary["metrics"]["acc"] == pytest.approx(R[-1].mean())
+    # Every shard is evaluated at every point, at init and at each phase boundary.
+    assert curves.groupby("samples_seen").size().eq(3).all()
+    assert curves["samples_seen"].min() == 0
+    total = sum(summary["shards"]["train_sizes"])
+    assert summary["timing"]["samples_seen"] == total
+    points = np.sort(curves["samples_seen"].unique())
+    for boundary in summary["boundaries"]:  # evaluated at, or within one batch after, each
+        first = points[np.searchsorted(points, boundary)]
+        assert boundary <= first < boundary + 16
+    assert (curves["n_eval"] == 40).all()
+    if strategy == "sequential":
+        assert curves["train_shard"].dropna().unique().tolist() == [0, 1, 2]
+        bounds = np.cumsum(summary["shards"]["train_sizes"]).tolist()
+        assert summary["boundaries"] == bounds
+        assert set(bounds) <= set(points)
+    else:
+        assert curves["train_shard"].isna().all()
+    net = keras.models.load_model(out / "model.keras")
+    assert net.output_shape == (None, 2)
+
+
+def test_interval_evaluation_counts_real_samples(tiny_cfg, tmp_path):
+    summary = run(tiny_cfg("strategy=cross_shard", "eval.every_samples=64",
+                           "train.batch_size=32"), tmp_path / "r")
+    curves = pd.read_parquet(tmp_path / "r" / "curves.parquet")
+    points = sorted(curves["samples_seen"].unique())
+    total = summary["timing"]["samples_seen"]
+    expected = sorted({0, *range(64, total + 1, 64), *summary["boundaries"], total})
+    # With batches of 32 every multiple of 64 is reached exactly; boundaries at the next batch.
+    assert set(range(64, total + 1, 64)) <= set(points)
+    assert len(points) <= len(expected)
+
+
+def test_epochs_zero_saves_the_initialised_model(tiny_cfg, tmp_path):
+    summary = run(tiny_cfg("train.epochs=0"), tmp_path / "r")
+    curves = pd.read_parquet(tmp_path / "r" / "curves.parquet")
+    assert curves["samples_seen"].unique().tolist() == [0]
+    assert summary["metrics"]["acc"] == pytest.approx(np.mean(summary["init_accuracy"]))
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    from forgetbench.train.models import mlp
+
+    fresh = mlp((5,), 2, hidden=[8])
+    saved = keras.models.load_model(tmp_path / "r" / "model.keras")
+    for a, b in zip(fresh.get_weights(), saved.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_same_seed_same_curves_and_other_seed_differs(tiny_cfg, tmp_path):
+    run(tiny_cfg("strategy=cross_shard", "seed=4"), tmp_path / "a")
+    run(tiny_cfg("strategy=cross_shard", "seed=4"), tmp_path / "b")
+    run(tiny_cfg("strategy=cross_shard", "seed=5"), tmp_path / "c")
+    a, b, c = (pd.read_parquet(tmp_path / x / "curves.parquet") for x in "abc")
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a["loss"], c["loss"])
+
+
+def test_finished_run_is_not_redone(tiny_cfg, tmp_path):
+    first = run(tiny_cfg(), tmp_path / "r")
+    stamp = (tmp_path / "r" / "curves.parquet").stat().st_mtime_ns
+    again = run(tiny_cfg(), tmp_path / "r")
+    assert again == first
+    assert (tmp_path / "r" / "curves.parquet").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("train.batch_size=0", r"train.batch_size=0. Expected an integer >= 1"),
+        ("eval.every_samples=0", r"eval.every_samples=0. Expected an integer >= 1"),
+        ("train.epochs=-1", r"train.epochs=-1. Expected an integer >= 0"),
+    ],
+)
+def test_invalid_config_refused_before_any_work(tiny_cfg, tmp_path, override, match):
+    with pytest.raises(ValueError, match=match):
+        run(tiny_cfg(override), tmp_path / "r")
+    assert not (tmp_path / "r").exists()
