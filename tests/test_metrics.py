@@ -5,11 +5,13 @@ import pytest
 from forgetbench.eval import metrics
 
 # Hand-computed example: 3 phases, 3 shards.
-R = np.array([
-    [0.9, 0.2, 0.1],
-    [0.6, 0.8, 0.3],
-    [0.5, 0.7, 0.9],
-])
+R = np.array(
+    [
+        [0.9, 0.2, 0.1],
+        [0.6, 0.8, 0.3],
+        [0.5, 0.7, 0.9],
+    ]
+)
 B = np.array([0.1, 0.15, 0.2])
 
 

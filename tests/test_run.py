@@ -8,12 +8,32 @@ import pytest
 from forgetbench.run import run
 
 CURVE_COLUMNS = [
-    "run_id", "dataset", "strategy", "remainder", "seed", "step", "samples_seen", "epoch",
-    "train_shard", "eval_shard", "accuracy", "loss", "n_eval",
+    "run_id",
+    "dataset",
+    "strategy",
+    "remainder",
+    "seed",
+    "step",
+    "samples_seen",
+    "epoch",
+    "train_shard",
+    "eval_shard",
+    "accuracy",
+    "loss",
+    "n_eval",
 ]
 SUMMARY_KEYS = [
-    "status", "run_id", "metrics", "accuracy_matrix", "init_accuracy", "onset", "timing",
-    "peak_memory_mb", "config", "boundaries", "phases",
+    "status",
+    "run_id",
+    "metrics",
+    "accuracy_matrix",
+    "init_accuracy",
+    "onset",
+    "timing",
+    "peak_memory_mb",
+    "config",
+    "boundaries",
+    "phases",
 ]
 
 
@@ -21,8 +41,13 @@ SUMMARY_KEYS = [
 def test_run_writes_contract_files(tiny_cfg, tmp_path, strategy):
     out = tmp_path / "run"
     summary = run(tiny_cfg(f"strategy={strategy}"), out)
-    assert {p.name for p in out.iterdir()} >= {"curves.parquet", "summary.json", "model.keras",
-                                               "curves.png", "curves.pdf"}
+    assert {p.name for p in out.iterdir()} >= {
+        "curves.parquet",
+        "summary.json",
+        "model.keras",
+        "curves.png",
+        "curves.pdf",
+    }
     curves = pd.read_parquet(out / "curves.parquet")
     assert list(curves.columns[: len(CURVE_COLUMNS)]) == CURVE_COLUMNS
     on_disk = json.loads((out / "summary.json").read_text())
@@ -56,8 +81,10 @@ def test_run_writes_contract_files(tiny_cfg, tmp_path, strategy):
 
 
 def test_interval_evaluation_counts_real_samples(tiny_cfg, tmp_path):
-    summary = run(tiny_cfg("strategy=cross_shard", "eval.every_samples=64",
-                           "train.batch_size=32"), tmp_path / "r")
+    summary = run(
+        tiny_cfg("strategy=cross_shard", "eval.every_samples=64", "train.batch_size=32"),
+        tmp_path / "r",
+    )
     curves = pd.read_parquet(tmp_path / "r" / "curves.parquet")
     points = sorted(curves["samples_seen"].unique())
     total = summary["timing"]["samples_seen"]

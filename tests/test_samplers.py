@@ -26,7 +26,7 @@ def test_cross_shard_batches_hold_every_shard_in_proportion(batch_size):
     for seed in SEEDS:
         order = cross_shard_order(SIZES, epoch_rng(seed, 0, 0))
         for start in range(0, n - batch_size + 1, batch_size):
-            counts = np.bincount(shard_of[order[start:start + batch_size]], minlength=len(SIZES))
+            counts = np.bincount(shard_of[order[start : start + batch_size]], minlength=len(SIZES))
             assert np.all(np.abs(counts - expected) <= bound), (seed, start, counts, expected)
             deviations.append(np.abs(counts - expected))
     # A uniform shuffle strays by 0.77 (B=8) to 2.1 (B=64) samples on average on these sizes.
@@ -77,7 +77,10 @@ def _feed(policy, n=70, batch=16):
     return Feed(
         gather=lambda idx: (data[idx], idx % 3),
         order=lambda epoch: uniform_order(n, epoch_rng(0, 0, epoch)),
-        num_samples=n, batch_size=batch, policy=policy, feature_shape=(1,),
+        num_samples=n,
+        batch_size=batch,
+        policy=policy,
+        feature_shape=(1,),
     )
 
 

@@ -12,8 +12,10 @@ def write_shards(folder, sizes=(5, 7, 3), dim=4, seed=0, override=None):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for k, n in enumerate(sizes):
-        arrays = {"array1": rng.normal(size=(n, dim)).astype(np.float32),
-                  "array2": rng.integers(0, 3, size=n)}
+        arrays = {
+            "array1": rng.normal(size=(n, dim)).astype(np.float32),
+            "array2": rng.integers(0, 3, size=n),
+        }
         arrays.update((override or {}).get(k, {}))
         np.savez(folder / f"s{k}.npz", **arrays)
     return folder
@@ -73,10 +75,15 @@ def test_npy_pairs_and_custom_keys_and_order(tmp_path):
     [
         ({1: {"array2": np.arange(7.0)}}, r"expected an integer dtype.*float64"),
         ({1: {"array2": -np.ones(7, np.int64)}}, r"expected class ids >= 0"),
-        ({1: {"array1": np.zeros((7, 5), np.float32)}}, r"s1.npz: expected feature_shape \(4,\).*Received \(5,\)"),
+        (
+            {1: {"array1": np.zeros((7, 5), np.float32)}},
+            r"s1.npz: expected feature_shape \(4,\).*Received \(5,\)",
+        ),
         ({2: {"array2": np.zeros(3, np.int32)}}, r"s2.npz: expected label_dtype int64"),
-        ({0: {"array1": np.zeros((0, 4), np.float32), "array2": np.zeros(0, np.int64)}},
-         r"Empty shard .*s0.npz"),
+        (
+            {0: {"array1": np.zeros((0, 4), np.float32), "array2": np.zeros(0, np.int64)}},
+            r"Empty shard .*s0.npz",
+        ),
         ({0: {"array2": np.zeros(4, np.int64)}}, r"s0.npz: expected as many labels"),
         ({1: {"array1": np.full((7, 4), np.nan, np.float32)}}, r"s1.npz: expected finite"),
         ({1: {"array1": np.zeros(7, np.float32)}}, r"at least 2 dimensions"),
@@ -89,7 +96,9 @@ def test_validation_errors_name_file_and_expectation(tmp_path, override, match):
 
 
 def test_nonfinite_allowed_when_asked(tmp_path):
-    folder = write_shards(tmp_path / "d", override={1: {"array1": np.full((7, 4), np.inf, np.float32)}})
+    folder = write_shards(
+        tmp_path / "d", override={1: {"array1": np.full((7, 4), np.inf, np.float32)}}
+    )
     assert ShardStore(folder, allow_nonfinite=True).num_samples == 15
 
 

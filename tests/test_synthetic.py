@@ -36,7 +36,9 @@ def test_shard_sizes_uneven_and_not_multiples_of_batch_sizes(seed):
 def test_drift_flips_the_boundary_of_last_vs_first_shard(tmp_path):
     # A linear rule fit on the last shard labels the first one mostly wrong (drift = 1 turns
     # the boundary by 180 degrees), while it is near perfect on its own shard.
-    ds = build_synthetic(tmp_path, **{**PARAMS, "samples_per_shard": 2000, "heldout_per_shard": 500})
+    ds = build_synthetic(
+        tmp_path, **{**PARAMS, "samples_per_shard": 2000, "heldout_per_shard": 500}
+    )
     from sklearn.linear_model import LogisticRegression
 
     x, y = np.asarray(ds.train.features[-1]), np.asarray(ds.train.labels[-1])

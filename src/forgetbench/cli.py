@@ -21,12 +21,11 @@ def main(cfg: DictConfig) -> None:
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     summary = run(cfg, out_dir)
-    m = summary.get("metrics", {})
-    print(
-        f"[forgetbench] {summary['run_id']}: ACC={m.get('acc', float('nan')):.3f} "
-        f"forgetting={m.get('forgetting') if m.get('forgetting') is None else round(m['forgetting'], 3)} "
-        f"-> {out_dir}"
+    shown = ", ".join(
+        f"{name}={value:.3f}" if value is not None else f"{name}=n/a"
+        for name, value in summary.get("metrics", {}).items()
     )
+    print(f"[forgetbench] {summary['run_id']}: {shown} -> {out_dir}")
 
 
 if __name__ == "__main__":

@@ -36,13 +36,17 @@ def runs_table(folders: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
     for folder in folders:
         s = read_json(folder / SUMMARY)
         summaries.append(s)
-        rows.append({
-            "run_id": s["run_id"], **{k: s[k] for k in GROUP}, "seed": s["seed"],
-            **{k: s["metrics"].get(k) for k in METRICS},
-            "train_seconds": s["timing"]["train_seconds"],
-            "samples_per_second": s["timing"]["samples_per_second"],
-            "path": str(folder),
-        })
+        rows.append(
+            {
+                "run_id": s["run_id"],
+                **{k: s[k] for k in GROUP},
+                "seed": s["seed"],
+                **{k: s["metrics"].get(k) for k in METRICS},
+                "train_seconds": s["timing"]["train_seconds"],
+                "samples_per_second": s["timing"]["samples_per_second"],
+                "path": str(folder),
+            }
+        )
     return pd.DataFrame(rows), summaries
 
 
@@ -77,8 +81,11 @@ def markdown(table: pd.DataFrame) -> str:
         cells = [str(r[k]) for k in (*GROUP, "seeds")]
         for metric in METRICS:
             mean, ci = r[metric], r[f"{metric}_ci95"]
-            cells.append("n/a" if np.isnan(mean) else
-                         f"{mean:.3f}" + ("" if np.isnan(ci) else f" ± {ci:.3f}"))
+            cells.append(
+                "n/a"
+                if np.isnan(mean)
+                else f"{mean:.3f}" + ("" if np.isnan(ci) else f" ± {ci:.3f}")
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -87,14 +94,19 @@ def figure_tables(summaries: list[dict], curves: pd.DataFrame):
     """Seed-mean curves, phase spans and median onsets per strategy, for the comparison figure."""
     mean_curves = (
         curves.groupby(["strategy", "eval_shard", "samples_seen"], sort=False)["accuracy"]
-        .mean().reset_index()
+        .mean()
+        .reset_index()
     )
-    phases = pd.concat([pd.DataFrame(s["phases"]).assign(strategy=s["strategy"])
-                        for s in summaries]).drop_duplicates(["strategy", "phase"])
-    onsets = pd.concat([pd.DataFrame(s["onset"]).assign(strategy=s["strategy"])
-                        for s in summaries])
-    onsets = (onsets.dropna(subset=["samples_seen"])
-              .groupby(["strategy", "eval_shard"])["samples_seen"].median().reset_index())
+    phases = pd.concat(
+        [pd.DataFrame(s["phases"]).assign(strategy=s["strategy"]) for s in summaries]
+    ).drop_duplicates(["strategy", "phase"])
+    onsets = pd.concat([pd.DataFrame(s["onset"]).assign(strategy=s["strategy"]) for s in summaries])
+    onsets = (
+        onsets.dropna(subset=["samples_seen"])
+        .groupby(["strategy", "eval_shard"])["samples_seen"]
+        .median()
+        .reset_index()
+    )
     return mean_curves, phases, onsets
 
 
@@ -107,8 +119,10 @@ def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.
         raise SystemExit(f"No completed run (folder with {SUMMARY}) under {roots}.")
     runs, summaries = runs_table(complete)
     rank = {name: i for i, name in enumerate(STRATEGY_ORDER)}
-    order = sorted(range(len(runs)), key=lambda i: (rank.get(runs.strategy[i], len(rank)),
-                                                    runs.strategy[i], runs.seed[i]))
+    order = sorted(
+        range(len(runs)),
+        key=lambda i: (rank.get(runs.strategy[i], len(rank)), runs.strategy[i], runs.seed[i]),
+    )
     runs = runs.iloc[order].reset_index(drop=True)
     complete = [complete[i] for i in order]
     summaries = [summaries[i] for i in order]
@@ -126,8 +140,10 @@ def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.
         written += save_figure(fig, figure_copy)
     plt.close(fig)
     print(markdown(table))
-    print(f"[forgetbench-report] {len(complete)} runs -> tables in {out}; figures: "
-          + ", ".join(str(p) for p in written))
+    print(
+        f"[forgetbench-report] {len(complete)} runs -> tables in {out}; figures: "
+        + ", ".join(str(p) for p in written)
+    )
     return table
 
 
@@ -136,8 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="forgetbench-report", description=__doc__)
     parser.add_argument("roots", nargs="+", type=Path, help="sweep or run folders")
     parser.add_argument("--out", type=Path, help="output folder (default: FIRST_ROOT/report)")
-    parser.add_argument("--figure-copy", type=Path,
-                        help="also save the comparison figure at this path stem")
+    parser.add_argument(
+        "--figure-copy", type=Path, help="also save the comparison figure at this path stem"
+    )
     args = parser.parse_args(argv)
     report(args.roots, args.out or args.roots[0] / "report", args.figure_copy)
 

@@ -40,15 +40,25 @@ def _require(ok: bool, key: str, value, allowed: str) -> None:
 
 def validate_config(cfg: DictConfig) -> None:
     """Refuses impossible values before any work, naming the key, the value and what is allowed."""
-    _require(int(cfg.train.batch_size) >= 1, "train.batch_size", cfg.train.batch_size,
-             "an integer >= 1")
+    _require(
+        int(cfg.train.batch_size) >= 1, "train.batch_size", cfg.train.batch_size, "an integer >= 1"
+    )
     _require(int(cfg.train.epochs) >= 0, "train.epochs", cfg.train.epochs, "an integer >= 0")
-    _require(int(cfg.eval.every_samples) >= 1, "eval.every_samples", cfg.eval.every_samples,
-             "an integer >= 1")
-    _require(float(cfg.eval.onset_delta) >= 0, "eval.onset_delta", cfg.eval.onset_delta,
-             "a number >= 0")
-    _require(int(cfg.eval.onset_patience) >= 0, "eval.onset_patience",
-             cfg.eval.onset_patience, "an integer >= 0")
+    _require(
+        int(cfg.eval.every_samples) >= 1,
+        "eval.every_samples",
+        cfg.eval.every_samples,
+        "an integer >= 1",
+    )
+    _require(
+        float(cfg.eval.onset_delta) >= 0, "eval.onset_delta", cfg.eval.onset_delta, "a number >= 0"
+    )
+    _require(
+        int(cfg.eval.onset_patience) >= 0,
+        "eval.onset_patience",
+        cfg.eval.onset_patience,
+        "an integer >= 0",
+    )
 
 
 def run_id(cfg: DictConfig, strategy: str, dataset: str, remainder: str) -> str:
@@ -59,14 +69,15 @@ def run_id(cfg: DictConfig, strategy: str, dataset: str, remainder: str) -> str:
 
 
 def _phase_spans(phases, boundaries: np.ndarray, total: int) -> list[dict]:
-    if len(phases) == len(boundaries):
-        ends = boundaries.tolist()
-    else:
-        ends = [total] * len(phases)
+    ends = boundaries.tolist() if len(phases) == len(boundaries) else [total] * len(phases)
     starts = [0, *ends[:-1]]
     return [
-        {"phase": p.index, "train_shard": p.train_shard, "start_samples": int(s),
-         "end_samples": int(e)}
+        {
+            "phase": p.index,
+            "train_shard": p.train_shard,
+            "start_samples": int(s),
+            "end_samples": int(e),
+        }
         for p, s, e in zip(phases, starts, ends, strict=True)
     ]
 
@@ -80,12 +91,14 @@ def _onsets(curves: pd.DataFrame, boundaries: np.ndarray, delta: float, patience
     for j, boundary in enumerate(boundaries):
         start = int(np.searchsorted(seen, boundary, side="left"))
         t = metrics.forgetting_onset(wide[j].to_numpy(), start, delta, patience)
-        onsets.append({
-            "eval_shard": j,
-            "step": None if t is None else int(points.loc[t, "step"]),
-            "samples_seen": None if t is None else int(seen[t]),
-            "samples_to_forget": None if t is None else int(seen[t] - boundary),
-        })
+        onsets.append(
+            {
+                "eval_shard": j,
+                "step": None if t is None else int(points.loc[t, "step"]),
+                "samples_seen": None if t is None else int(seen[t]),
+                "samples_to_forget": None if t is None else int(seen[t] - boundary),
+            }
+        )
     return onsets
 
 
@@ -102,8 +115,9 @@ def summarise(curves: pd.DataFrame, boundaries: np.ndarray, cfg: DictConfig) -> 
         "accuracy_matrix": R.tolist(),
         "init_accuracy": b.tolist(),
         "boundaries": boundaries.tolist(),
-        "onset": _onsets(curves, boundaries, float(cfg.eval.onset_delta),
-                         int(cfg.eval.onset_patience)),
+        "onset": _onsets(
+            curves, boundaries, float(cfg.eval.onset_delta), int(cfg.eval.onset_patience)
+        ),
     }
 
 
@@ -134,8 +148,9 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     strategy = instantiate(cfg.strategy)
     net = instantiate(cfg.model)(dataset.train.feature_shape, dataset.num_classes)
     model = ShardModel(net, policy)
-    model.compile(optimizer=instantiate(cfg.optimizer),
-                  steps_per_execution=int(cfg.train.steps_per_execution))
+    model.compile(
+        optimizer=instantiate(cfg.optimizer), steps_per_execution=int(cfg.train.steps_per_execution)
+    )
 
     batch_size, epochs = int(cfg.train.batch_size), int(cfg.train.epochs)
     phases = strategy.phases(dataset, seed=int(cfg.seed), batch_size=batch_size, policy=policy)
@@ -145,9 +160,13 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     )
     boundaries[-1] = total
     trainer = Trainer(
-        model=model, strategy=strategy, phases=phases,
+        model=model,
+        strategy=strategy,
+        phases=phases,
         evaluator=Evaluator(dataset.heldout, batch_size=int(cfg.eval.batch_size)),
-        epochs=epochs, every_samples=int(cfg.eval.every_samples), boundaries=boundaries,
+        epochs=epochs,
+        every_samples=int(cfg.eval.every_samples),
+        boundaries=boundaries,
         verbose=int(cfg.train.verbose),
     )
     train_seconds = trainer.train()
@@ -170,8 +189,11 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         "seed": int(cfg.seed),
         **summarise(curves, boundaries, cfg),
         "phases": _phase_spans(phases, boundaries, total),
-        "shards": {"names": dataset.train.names, "train_sizes": dataset.train.sizes.tolist(),
-                   "heldout_sizes": dataset.heldout.sizes.tolist()},
+        "shards": {
+            "names": dataset.train.names,
+            "train_sizes": dataset.train.sizes.tolist(),
+            "heldout_sizes": dataset.heldout.sizes.tolist(),
+        },
         "timing": {
             "train_seconds": train_seconds,
             "eval_seconds": trainer.eval_seconds,
@@ -180,8 +202,12 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         },
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "strategy_info": strategy.summary(),
-        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                     "keras": keras.__version__, "numpy": np.__version__},
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+        },
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     write_run_folder(out_dir, curves, summary, net)

@@ -49,7 +49,9 @@ def discover_shards(folder: Path, feature_key: str, label_key: str) -> dict[str,
         ShardFormatError: if the folder is missing, holds no shard, or a name has both forms.
     """
     if not folder.is_dir():
-        raise ShardFormatError(f"Expected a folder of shard files. Received: {folder} (not a folder)")
+        raise ShardFormatError(
+            f"Expected a folder of shard files. Received: {folder} (not a folder)"
+        )
     found: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
         if path.suffix == ".npz":
@@ -81,8 +83,7 @@ def _copy_npz_member(src: Path, key: str, dest: Path) -> None:
             members = {Path(m).stem for m in archive.namelist()}
             if key not in members:
                 raise ShardFormatError(
-                    f"Missing key in {src}. Expected key '{key}'. "
-                    f"Received keys: {sorted(members)}"
+                    f"Missing key in {src}. Expected key '{key}'. Received keys: {sorted(members)}"
                 )
             with (
                 atomic_path(dest) as tmp,
@@ -116,8 +117,7 @@ def _chunk_rows(array: np.ndarray) -> int:
 def _label_stats(labels: np.ndarray, source: Path, label_key: str) -> tuple[int, ...]:
     if labels.ndim != 1:
         raise ShardFormatError(
-            f"Labels '{label_key}' in {source}: expected a 1-D array. "
-            f"Received shape {labels.shape}"
+            f"Labels '{label_key}' in {source}: expected a 1-D array. Received shape {labels.shape}"
         )
     if not np.issubdtype(labels.dtype, np.integer):
         raise ShardFormatError(
@@ -141,8 +141,7 @@ def _all_finite(features: np.ndarray) -> bool:
         return True
     step = _chunk_rows(features)
     return all(
-        np.isfinite(features[start : start + step]).all()
-        for start in range(0, len(features), step)
+        np.isfinite(features[start : start + step]).all() for start in range(0, len(features), step)
     )
 
 
@@ -202,8 +201,11 @@ def prepare_shard(
             )
         stamped = list(paths.values())
     meta_path = cache / f"{name}.meta.json"
-    stamp = {"version": CACHE_VERSION, "keys": [feature_key, label_key],
-             "source": _source_stamp(stamped)}
+    stamp = {
+        "version": CACHE_VERSION,
+        "keys": [feature_key, label_key],
+        "source": _source_stamp(stamped),
+    }
     if meta_path.exists():
         meta = read_json(meta_path)
         if meta.get("stamp") == stamp and all(p.exists() for p in paths.values()):

@@ -124,9 +124,15 @@ def build_synthetic(
     if dim < 3:
         raise ValueError(f"data.dim: expected an integer >= 3. Received: {dim}")
     params = {
-        "num_shards": num_shards, "dim": dim, "samples_per_shard": samples_per_shard,
-        "heldout_per_shard": heldout_per_shard, "drift": drift, "shift": shift,
-        "margin": margin, "context_noise": context_noise, "size_jitter": size_jitter,
+        "num_shards": num_shards,
+        "dim": dim,
+        "samples_per_shard": samples_per_shard,
+        "heldout_per_shard": heldout_per_shard,
+        "drift": drift,
+        "shift": shift,
+        "margin": margin,
+        "context_noise": context_noise,
+        "size_jitter": size_jitter,
         "seed": seed,
     }
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]

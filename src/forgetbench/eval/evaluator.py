@@ -62,7 +62,11 @@ class Evaluator:
         acc = np.bincount(self.shard, weights=correct, minlength=self.num_shards) / counts
         mean_loss = np.bincount(self.shard, weights=losses, minlength=self.num_shards) / counts
         return [
-            {"eval_shard": j, "accuracy": float(acc[j]), "loss": float(mean_loss[j]),
-             "n_eval": int(counts[j])}
+            {
+                "eval_shard": j,
+                "accuracy": float(acc[j]),
+                "loss": float(mean_loss[j]),
+                "n_eval": int(counts[j]),
+            }
             for j in range(self.num_shards)
         ]

@@ -73,9 +73,7 @@ def accuracy_matrix(curves: pd.DataFrame, boundaries: np.ndarray) -> tuple[np.nd
     return wide.to_numpy()[rows], wide.to_numpy()[0]
 
 
-def forgetting_onset(
-    accuracy: np.ndarray, start: int, delta: float, patience: int
-) -> int | None:
+def forgetting_onset(accuracy: np.ndarray, start: int, delta: float, patience: int) -> int | None:
     """Index of the evaluation point where a shard starts being forgotten, or ``None``.
 
     The onset is the first point ``t > start`` (``start``: the last point at which the shard was

@@ -35,12 +35,21 @@ def plot_shard_curves(
             _, ax = plt.subplots(figsize=(SINGLE_COLUMN, 2.2))
         if phases is not None:
             for row in phases.dropna(subset=["train_shard"]).itertuples():
-                ax.axvspan(row.start_samples, row.end_samples, color=color(int(row.train_shard)),
-                           alpha=0.08, lw=0)
+                ax.axvspan(
+                    row.start_samples,
+                    row.end_samples,
+                    color=color(int(row.train_shard)),
+                    alpha=0.08,
+                    lw=0,
+                )
         for shard, group in curves.groupby("eval_shard", sort=True):
             group = group.sort_values("samples_seen")
-            ax.plot(group["samples_seen"], group["accuracy"], color=color(int(shard)),
-                    label=f"shard {shard}")
+            ax.plot(
+                group["samples_seen"],
+                group["accuracy"],
+                color=color(int(shard)),
+                label=f"shard {shard}",
+            )
         if onsets is not None:
             for row in onsets.dropna(subset=["samples_seen"]).itertuples():
                 ax.axvline(row.samples_seen, color=color(int(row.eval_shard)), ls=":", lw=0.9)
@@ -68,8 +77,14 @@ def plot_strategy_panels(
     """
     strategies = list(dict.fromkeys(curves["strategy"]))
     with paper_style():
-        fig, axes = plt.subplots(1, len(strategies), figsize=(DOUBLE_COLUMN, 2.4),
-                                 sharex=True, sharey=True, squeeze=False)
+        fig, axes = plt.subplots(
+            1,
+            len(strategies),
+            figsize=(DOUBLE_COLUMN, 2.4),
+            sharex=True,
+            sharey=True,
+            squeeze=False,
+        )
         for ax, name in zip(axes[0], strategies, strict=True):
             plot_shard_curves(
                 curves[curves["strategy"] == name],
@@ -81,7 +96,13 @@ def plot_strategy_panels(
         for ax in axes[0][1:]:
             ax.set_ylabel("")
         handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False,
-                   bbox_to_anchor=(0.5, -0.02))
+        fig.legend(
+            handles,
+            labels,
+            loc="lower center",
+            ncol=len(labels),
+            frameon=False,
+            bbox_to_anchor=(0.5, -0.02),
+        )
         fig.tight_layout(rect=(0, 0.08, 1, 1))
         return fig

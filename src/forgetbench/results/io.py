@@ -21,8 +21,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         target: Final path of the file.
 
     Yields:
-        A temporary path in the same folder, ending in ``target``'s suffix; whatever is written there replaces ``target``
-        atomically when the block exits without an exception, and is removed otherwise.
+        A temporary path in the same folder, ending in ``target``'s suffix; whatever is
+        written there replaces ``target`` atomically when the block exits without an
+        exception, and is removed otherwise.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -89,9 +89,10 @@ class Trainer:
         }
         self.records.extend({**point, **rec} for rec in self.evaluator(self.model.net))
         self._last_eval = seen
-        while self._next_boundary < len(self.boundaries) and seen >= self.boundaries[
-            self._next_boundary
-        ]:
+        while (
+            self._next_boundary < len(self.boundaries)
+            and seen >= self.boundaries[self._next_boundary]
+        ):
             self._next_boundary += 1
         self.eval_seconds += time.perf_counter() - start
 
