@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import tensorflow as tf
 
 from forgetbench.train.remainder import RemainderPolicy
+
+Penalty = Callable[[], tf.Tensor]
 
 
 def per_sample_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -16,24 +20,59 @@ def per_sample_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 class ShardModel(keras.Model):
     """Wraps a network ``net`` with a train step for ``(features, labels, weights)`` batches.
 
-    The data loss of a batch is ``sum_i w_i * l_i / sum_i w_i`` (exact policies: padding samples
-    have ``w = 0`` and do not dilute the mean) or ``sum_i w_i * l_i / batch_length`` (``naive``,
-    what ``sum_over_batch_size`` does). The reported loss and accuracy are weighted by the number
-    of real samples, so an epoch's loss is the mean per-sample loss.
+    Exact policies (``policy.exact``): the data loss of an update is the mean per-sample loss over
+    the real samples it saw, ``sum_i w_i l_i / sum_i w_i`` (padding has ``w = 0``). With
+    ``accumulation_steps = k > 1`` the train step adds the gradient of ``sum_i w_i l_i`` and the
+    count ``sum_i w_i`` of each micro-batch to accumulators and applies ``sum / count`` once per
+    ``k`` micro-batches, so the update equals one step on the concatenation of the ``k``
+    micro-batches; :meth:`flush` applies a partial group (end of an epoch or shard), so nothing
+    carries over between ``fit()`` calls.
+
+    ``naive`` policy: what Keras does. Each batch's loss is divided by its length
+    (``sum_over_batch_size``) and accumulation is the optimizer's own
+    ``gradient_accumulation_steps`` (equal weight per micro-batch, carried across ``fit()`` calls).
+
+    Penalties (strategy terms such as EWC, and the network's own regularisation losses) are added
+    once per update, not per micro-batch. The reported loss and accuracy are weighted by real
+    sample counts, so an epoch's loss is the mean per-sample loss.
 
     Args:
         net: The network mapping features to class logits (saved as ``model.keras``).
         policy: Remainder policy.
+        accumulation_steps: Micro-batches per optimizer update (``k >= 1``).
     """
 
-    def __init__(self, net: keras.Model, policy: RemainderPolicy, **kwargs) -> None:
+    def __init__(
+        self, net: keras.Model, policy: RemainderPolicy, accumulation_steps: int = 1, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
+        if int(accumulation_steps) < 1:
+            raise ValueError(
+                "Invalid config value train.accumulation_steps="
+                f"{accumulation_steps!r}. Expected an integer >= 1."
+            )
         self.net = net
         self.policy = policy
+        self.accumulation_steps = int(accumulation_steps)
+        self.penalties: list[Penalty] = []
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.samples_seen = keras.Variable(0, dtype="int64", trainable=False, name="samples_seen")
         self.batches_seen = keras.Variable(0, dtype="int64", trainable=False, name="batches_seen")
+        self.exact_accumulation = policy.exact and self.accumulation_steps > 1
+        if self.exact_accumulation:
+            self._grad_sums = [
+                keras.Variable(tf.zeros_like(v), trainable=False, name=f"grad_sum_{i}")
+                for i, v in enumerate(net.trainable_variables)
+            ]
+            self._acc_count = keras.Variable(0.0, trainable=False, name="accumulated_samples")
+            self._acc_micro = keras.Variable(0, dtype="int64", trainable=False, name="micro")
+        self._flush_fn = None
+
+    def compile(self, optimizer, **kwargs) -> None:
+        """Compiles and builds the optimizer, so updates can run inside conditionals."""
+        super().compile(optimizer=optimizer, **kwargs)
+        self.optimizer.build(self.net.trainable_variables)
 
     def call(self, inputs, training=False):
         """Class logits of ``inputs``."""
@@ -44,25 +83,81 @@ class ShardModel(keras.Model):
         """Trackers reset at the start of every epoch."""
         return [self.loss_tracker, self.accuracy_tracker]
 
-    def data_loss(self, x, y, w, training: bool = True) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Normalised batch loss, real sample count and logits."""
-        logits = self.net(x, training=training)
+    def penalty(self) -> tf.Tensor:
+        """Sum of the per-update terms: strategy penalties and the network's own losses."""
+        return tf.add_n([tf.zeros(()), *(p() for p in self.penalties), *self.net.losses])
+
+    def _forward(self, x, y, w):
+        logits = self.net(x, training=True)
         count = tf.reduce_sum(w)
         total = tf.reduce_sum(per_sample_loss(y, logits) * w)
-        denominator = count if self.policy.exact else tf.cast(tf.shape(w)[0], total.dtype)
-        return total / tf.maximum(denominator, 1.0), count, logits
+        return logits, count, total
 
-    def train_step(self, data):
-        """One optimizer step on one batch."""
-        x, y, w = data
-        with tf.GradientTape() as tape:
-            loss, count, logits = self.data_loss(x, y, w)
-            objective = loss + tf.add_n([loss * 0.0, *self.net.losses])
-        variables = self.net.trainable_variables
-        grads = tape.gradient(objective, variables)
-        self.optimizer.apply(grads, variables)
-        self.loss_tracker.update_state(loss, sample_weight=count)
+    def _track(self, y, logits, w, total, count):
+        self.loss_tracker.update_state(total / tf.maximum(count, 1.0), sample_weight=count)
         self.accuracy_tracker.update_state(y, logits, sample_weight=w)
         self.samples_seen.assign_add(tf.cast(count, "int64"))
         self.batches_seen.assign_add(1)
         return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        """One micro-batch: an optimizer step, or an accumulation (exact, ``k > 1``)."""
+        if self.exact_accumulation:
+            return self._accumulate_step(data)
+        x, y, w = data
+        variables = self.net.trainable_variables
+        with tf.GradientTape() as tape:
+            logits, count, total = self._forward(x, y, w)
+            denominator = count if self.policy.exact else tf.cast(tf.shape(w)[0], total.dtype)
+            objective = total / tf.maximum(denominator, 1.0) + self.penalty()
+        self.optimizer.apply(tape.gradient(objective, variables), variables)
+        return self._track(y, logits, w, total, count)
+
+    def _accumulate_step(self, data):
+        x, y, w = data
+        with tf.GradientTape() as tape:
+            logits, count, total = self._forward(x, y, w)
+        grads = tape.gradient(total, self.net.trainable_variables)
+        for acc, g in zip(self._grad_sums, grads, strict=True):
+            acc.assign_add(g)
+        self._acc_count.assign_add(count)
+        self._acc_micro.assign_add(1)
+        tf.cond(
+            self._acc_micro >= self.accumulation_steps,
+            self._apply_accumulated,
+            lambda: tf.constant(False),
+        )
+        return self._track(y, logits, w, total, count)
+
+    def _apply_accumulated(self) -> tf.Tensor:
+        variables = self.net.trainable_variables
+        with tf.GradientTape() as tape:
+            penalty = self.penalty()
+        penalty_grads = tape.gradient(penalty, variables)
+        count = tf.maximum(self._acc_count, 1.0)
+        grads = [
+            s / count if pg is None else s / count + pg
+            for s, pg in zip(self._grad_sums, penalty_grads, strict=True)
+        ]
+        self.optimizer.apply(grads, variables)
+        for acc in self._grad_sums:
+            acc.assign(tf.zeros_like(acc))
+        self._acc_count.assign(0.0)
+        self._acc_micro.assign(0)
+        return tf.constant(True)
+
+    def flush(self) -> bool:
+        """Applies a partly filled accumulation group; returns whether an update was made.
+
+        Called at the end of every epoch and shard phase, so no accumulated gradient crosses a
+        shard boundary or a ``fit()`` call. A no-op without exact accumulation.
+        """
+        if not self.exact_accumulation:
+            return False
+        if self._flush_fn is None:
+            self._flush_fn = tf.function(
+                lambda: tf.cond(
+                    self._acc_micro > 0, self._apply_accumulated, lambda: tf.constant(False)
+                )
+            )
+        return bool(self._flush_fn())

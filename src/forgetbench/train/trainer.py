@@ -114,6 +114,7 @@ class Trainer:
                     verbose=self.verbose,
                     callbacks=callbacks,
                 )
+                self.model.flush()
             self.strategy.after_phase(self, phase)
         self.evaluate()
         return time.perf_counter() - start - self.eval_seconds

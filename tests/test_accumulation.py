@@ -1,0 +1,169 @@
+"""Exactness of the remainder policies and of gradient accumulation."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from forgetbench.data.feed import Feed
+from forgetbench.train.model import ShardModel, per_sample_loss
+from forgetbench.train.models import logreg
+from forgetbench.train.remainder import RemainderPolicy
+
+pytestmark = pytest.mark.usefixtures("keras_session")
+
+WEIGHTED = RemainderPolicy("weighted")
+PAD = RemainderPolicy("pad", pad_partial=True)
+DROP = RemainderPolicy("drop", keep_partial=False)
+NAIVE = RemainderPolicy("naive", exact=False)
+N, B, DIM, CLASSES, LR = 37, 8, 3, 3, 0.1
+
+
+def make_data(n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, DIM)).astype(np.float32), rng.integers(0, CLASSES, n)
+
+
+def identity_feed(x, y, policy, batch_size=B):
+    return Feed(
+        gather=lambda idx: (x[idx], y[idx]),
+        order=lambda epoch: np.arange(len(y)),
+        num_samples=len(y),
+        batch_size=batch_size,
+        policy=policy,
+        feature_shape=(DIM,),
+    )
+
+
+def make_optimizer(name, **kwargs):
+    return {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[name](
+        learning_rate=LR, **kwargs
+    )
+
+
+def train_epoch(policy, k, x, y, optimizer="sgd", seed=0, net=None):
+    """One epoch through the real pipeline; returns the net's weights afterwards."""
+    keras.utils.set_random_seed(seed)
+    net = net or logreg((DIM,), CLASSES)
+    model = ShardModel(net, policy, accumulation_steps=k)
+    extra = {} if policy.exact or k == 1 else {"gradient_accumulation_steps": k}
+    model.compile(optimizer=make_optimizer(optimizer, **extra))
+    history = model.fit(identity_feed(x, y, policy).epoch(0), verbose=0, shuffle=False)
+    model.flush()
+    return model, history
+
+
+def initial_weights(seed=0):
+    keras.utils.set_random_seed(seed)
+    return logreg((DIM,), CLASSES).get_weights()
+
+
+def mean_loss_grads(weights, x, y):
+    net = logreg((DIM,), CLASSES)
+    net.set_weights(weights)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(per_sample_loss(y, net(x)))
+    return net, tape.gradient(loss, net.trainable_variables)
+
+
+def reference_step(weights, grads, optimizer="sgd"):
+    """One optimizer step from ``weights`` with gradients ``grads``."""
+    net = logreg((DIM,), CLASSES)
+    net.set_weights(weights)
+    opt = make_optimizer(optimizer)
+    opt.apply(grads, net.trainable_variables)
+    return net.get_weights()
+
+
+def assert_close(actual, expected, rtol=1e-5):
+    for a, e in zip(actual, expected, strict=True):
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=1e-6)
+
+
+def full_batch_step(x, y, optimizer="sgd"):
+    w0 = initial_weights()
+    _, grads = mean_loss_grads(w0, x, y)
+    return w0, reference_step(w0, grads, optimizer)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("policy", [WEIGHTED, PAD], ids=["weighted", "pad"])
+@pytest.mark.parametrize("k", [5, 16])  # 5: the group closes itself; 16: flushed at epoch end
+def test_accumulated_update_equals_full_batch_step(policy, k, optimizer):
+    x, y = make_data()
+    w0, expected = full_batch_step(x, y, optimizer)
+    model, _ = train_epoch(policy, k, x, y, optimizer)
+    assert int(model.optimizer.iterations.numpy()) == 1
+    assert not np.allclose(model.net.get_weights()[0], w0[0])
+    assert_close(model.net.get_weights(), expected)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_drop_equals_full_batch_step_over_kept_samples(optimizer):
+    x, y = make_data()
+    kept = N // B * B
+    _, expected = full_batch_step(x[:kept], y[:kept], optimizer)
+    model, _ = train_epoch(DROP, kept // B, x, y, optimizer)
+    assert_close(model.net.get_weights(), expected)
+
+
+def test_naive_is_the_equal_weight_average_of_micro_batch_means():
+    x, y = make_data()
+    w0 = initial_weights()
+    starts = range(0, N, B)
+    per_batch = [mean_loss_grads(w0, x[s : s + B], y[s : s + B])[1] for s in starts]
+    equal_weight = [sum(g[i] for g in per_batch) / len(per_batch) for i in range(2)]
+    model, _ = train_epoch(NAIVE, len(per_batch), x, y)
+    assert_close(model.net.get_weights(), reference_step(w0, equal_weight))
+    # ... which is not the full-batch step: the batch of 5 counts as much as one of 8.
+    _, exact = full_batch_step(x, y)
+    assert not np.allclose(model.net.get_weights()[0], exact[0], rtol=1e-4)
+
+
+def test_no_accumulator_leaks_across_shards():
+    k = 4
+    xa, ya = make_data(37, seed=1)  # 5 micro-batches: one full group, then a partial one
+    xb, yb = make_data(k * B, seed=2)  # exactly one group
+    model, _ = train_epoch(WEIGHTED, k, xa, ya)
+    after_a = model.net.get_weights()
+    model.fit(identity_feed(xb, yb, WEIGHTED).epoch(0), verbose=0, shuffle=False)
+    model.flush()
+    _, grads_b = mean_loss_grads(after_a, xb, yb)
+    assert_close(model.net.get_weights(), reference_step(after_a, grads_b))
+
+
+def test_keras_accumulation_does_leak_across_fit_calls():
+    # The naive baseline keeps Keras's behaviour: the 5th micro-batch of shard A is averaged
+    # into the first update of shard B.
+    k = 4
+    xa, ya = make_data(37, seed=1)
+    xb, yb = make_data(k * B, seed=2)
+    model, _ = train_epoch(NAIVE, k, xa, ya)
+    after_a = model.net.get_weights()
+    model.fit(identity_feed(xb, yb, NAIVE).epoch(0), verbose=0, shuffle=False)
+    _, grads_b = mean_loss_grads(after_a, xb[: 3 * B], yb[: 3 * B])
+    _, grads_a_tail = mean_loss_grads(after_a, xa[32:], ya[32:])
+    leaked = [(3 * gb + ga) / 4 for gb, ga in zip(grads_b, grads_a_tail, strict=True)]
+    assert_close(model.net.get_weights(), reference_step(after_a, leaked))
+
+
+@pytest.mark.parametrize("policy", [WEIGHTED, PAD, NAIVE], ids=["weighted", "pad", "naive"])
+def test_epoch_loss_is_the_mean_per_sample_loss(policy):
+    x, y = make_data()
+    w0 = initial_weights()
+    keras.utils.set_random_seed(0)
+    net = logreg((DIM,), CLASSES)
+    model = ShardModel(net, policy)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))
+    history = model.fit(identity_feed(x, y, policy).epoch(0), verbose=0, shuffle=False)
+    ref, _ = mean_loss_grads(w0, x, y)
+    expected = float(tf.reduce_mean(per_sample_loss(y, ref(x))))
+    assert history.history["loss"][-1] == pytest.approx(expected, rel=1e-5)
+    accuracy = float(np.mean(np.argmax(ref(x), axis=-1) == y))
+    assert history.history["accuracy"][-1] == pytest.approx(accuracy)
+    assert int(model.samples_seen.numpy()) == N
+
+
+def test_invalid_accumulation_steps():
+    with pytest.raises(ValueError, match=r"train.accumulation_steps=0. Expected an integer >= 1"):
+        ShardModel(logreg((DIM,), CLASSES), WEIGHTED, accumulation_steps=0)
