@@ -10,12 +10,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from forgetbench.plots.compare import plot_metric_comparison
 from forgetbench.plots.curves import plot_strategy_panels
 from forgetbench.plots.style import save_figure
 from forgetbench.results.io import read_json, write_with
 from forgetbench.run import CURVES, SUMMARY
 
 GROUP = ["dataset", "strategy", "remainder"]
+# Config values shown per run; those that vary within a report also split the summary table.
+CONFIG_COLUMNS = {
+    "accumulation_steps": "train.accumulation_steps",
+    "batch_size": "train.batch_size",
+    "epochs": "train.epochs",
+    "learning_rate": "optimizer.learning_rate",
+}
 STRATEGY_ORDER = ["sequential", "replay", "ewc", "cross_shard", "joint"]
 METRICS = ["acc", "forgetting", "bwt", "fwt"]
 
@@ -40,6 +48,7 @@ def runs_table(folders: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
             {
                 "run_id": s["run_id"],
                 **{k: s[k] for k in GROUP},
+                **{name: _select(s["config"], key) for name, key in CONFIG_COLUMNS.items()},
                 "seed": s["seed"],
                 **{k: s["metrics"].get(k) for k in METRICS},
                 "train_seconds": s["timing"]["train_seconds"],
@@ -48,6 +57,18 @@ def runs_table(folders: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
             }
         )
     return pd.DataFrame(rows), summaries
+
+
+def _select(config: dict, dotted: str):
+    for part in dotted.split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return config
+
+
+def group_keys(runs: pd.DataFrame) -> list[str]:
+    """The summary table's grouping: dataset, strategy, remainder and any varying config value."""
+    varying = [c for c in CONFIG_COLUMNS if c in runs and runs[c].nunique(dropna=False) > 1]
+    return [*GROUP, *varying]
 
 
 def mean_ci(values: pd.Series) -> tuple[float, float]:
@@ -63,22 +84,28 @@ def mean_ci(values: pd.Series) -> tuple[float, float]:
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and 95% CI over seeds of every metric, per (dataset, strategy, remainder)."""
     rows = []
-    for key, group in runs.groupby(GROUP, sort=False):
-        row = dict(zip(GROUP, key, strict=True))
+    keys = group_keys(runs)
+    for key, group in runs.groupby(keys, sort=True):
+        row = dict(zip(keys, key, strict=True))
         row["seeds"] = len(group)
         for metric in METRICS:
             row[metric], row[f"{metric}_ci95"] = mean_ci(group[metric])
         rows.append(row)
-    return pd.DataFrame(rows)
+    rank = {name: i for i, name in enumerate(STRATEGY_ORDER)}
+    table = pd.DataFrame(rows)
+    return table.sort_values(
+        "strategy", key=lambda s: s.map(rank), kind="stable", ignore_index=True
+    )
 
 
 def markdown(table: pd.DataFrame) -> str:
     """The summary table as Markdown, ``mean ± ci`` per metric."""
-    head = [*GROUP, "seeds", *METRICS]
+    keys = [c for c in table.columns if c in GROUP or c in CONFIG_COLUMNS]
+    head = [*keys, "seeds", *METRICS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table.itertuples(index=False):
         r = row._asdict()
-        cells = [str(r[k]) for k in (*GROUP, "seeds")]
+        cells = [str(r[k]) for k in (*keys, "seeds")]
         for metric in METRICS:
             mean, ci = r[metric], r[f"{metric}_ci95"]
             cells.append(
@@ -110,6 +137,39 @@ def figure_tables(summaries: list[dict], curves: pd.DataFrame):
     return mean_curves, phases, onsets
 
 
+def write_figures(
+    table: pd.DataFrame,
+    summaries: list[dict],
+    curves: pd.DataFrame,
+    out: Path,
+    figure_copy: Path | None,
+) -> list[Path]:
+    """Writes the figures; ``figure_copy`` gets a copy of the first one.
+
+    Seed-mean curve panels per strategy are drawn when nothing but the strategy varies (curves
+    of different settings are not averaged together); the metric comparison always is, against
+    the last varying setting, one series per value of the first.
+    """
+    varying = [c for c in group_keys(table) if table[c].nunique() > 1]
+    figures = {}
+    if varying in ([], ["strategy"]):
+        mean_curves, phases, onsets = figure_tables(summaries, curves)
+        figures["strategies"] = plot_strategy_panels(mean_curves, phases=phases, onsets=onsets)
+    figures["metrics"] = plot_metric_comparison(
+        table,
+        metrics=["acc", "forgetting"],
+        x=varying[-1] if varying else "strategy",
+        hue=varying[0] if len(varying) > 1 else None,
+    )
+    written = []
+    for name, fig in figures.items():
+        written += save_figure(fig, out / name)
+        if figure_copy is not None and name == next(iter(figures)):
+            written += save_figure(fig, figure_copy)
+        plt.close(fig)
+    return written
+
+
 def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.DataFrame:
     """Writes runs, curves and summary tables and the comparison figure; returns the summary."""
     complete, incomplete = find_runs(roots)
@@ -133,12 +193,7 @@ def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.
     write_with(out / "curves.parquet", lambda p: curves.to_parquet(p, index=False))
     write_with(out / "summary.csv", lambda p: table.to_csv(p, index=False))
     write_with(out / "summary.md", lambda p: p.write_text(markdown(table)))
-    mean_curves, phases, onsets = figure_tables(summaries, curves)
-    fig = plot_strategy_panels(mean_curves, phases=phases, onsets=onsets)
-    written = save_figure(fig, out / "strategies")
-    if figure_copy is not None:
-        written += save_figure(fig, figure_copy)
-    plt.close(fig)
+    written = write_figures(table, summaries, curves, out, figure_copy)
     print(markdown(table))
     print(
         f"[forgetbench-report] {len(complete)} runs -> tables in {out}; figures: "
