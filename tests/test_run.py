@@ -37,7 +37,10 @@ SUMMARY_KEYS = [
 ]
 
 
-@pytest.mark.parametrize("strategy", ["sequential", "cross_shard", "joint"])
+STRATEGIES = ["sequential", "cross_shard", "joint", "replay", "ewc", "replay_ewc"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_run_writes_contract_files(tiny_cfg, tmp_path, strategy):
     out = tmp_path / "run"
     summary = run(tiny_cfg(f"strategy={strategy}"), out)
@@ -69,7 +72,8 @@ def test_run_writes_contract_files(tiny_cfg, tmp_path, strategy):
         first = points[np.searchsorted(points, boundary)]
         assert boundary <= first < boundary + 16
     assert (curves["n_eval"] == 40).all()
-    if strategy == "sequential":
+    assert len(summary["train_log"]) == (3 if strategy not in ("cross_shard", "joint") else 1)
+    if strategy not in ("cross_shard", "joint"):
         assert curves["train_shard"].dropna().unique().tolist() == [0, 1, 2]
         bounds = np.cumsum(summary["shards"]["train_sizes"]).tolist()
         assert summary["boundaries"] == bounds
@@ -109,13 +113,38 @@ def test_epochs_zero_saves_the_initialised_model(tiny_cfg, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_same_seed_same_curves_and_other_seed_differs(tiny_cfg, tmp_path):
-    run(tiny_cfg("strategy=cross_shard", "seed=4"), tmp_path / "a")
-    run(tiny_cfg("strategy=cross_shard", "seed=4"), tmp_path / "b")
-    run(tiny_cfg("strategy=cross_shard", "seed=5"), tmp_path / "c")
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_same_seed_same_curves_and_other_seed_differs(tiny_cfg, tmp_path, strategy):
+    run(tiny_cfg(f"strategy={strategy}", "seed=4"), tmp_path / "a")
+    run(tiny_cfg(f"strategy={strategy}", "seed=4"), tmp_path / "b")
+    run(tiny_cfg(f"strategy={strategy}", "seed=5"), tmp_path / "c")
     a, b, c = (pd.read_parquet(tmp_path / x / "curves.parquet") for x in "abc")
     pd.testing.assert_frame_equal(a, b)
     assert not np.allclose(a["loss"], c["loss"])
+
+
+def test_replay_and_ewc_report_their_state(tiny_cfg, tmp_path):
+    summary = run(
+        tiny_cfg(
+            "strategy=replay_ewc",
+            "strategy.plugins.replay.capacity=50",
+            "strategy.plugins.replay.size=null",
+            "strategy.plugins.replay.ratio=0.5",
+        ),
+        tmp_path / "r",
+    )
+    replay, ewc = summary["strategy_info"]["replay"], summary["strategy_info"]["ewc"]
+    assert replay["buffer_size"] == 50 and replay["buffer_bytes"] == 50 * (5 * 4 + 8 + 4)
+    assert [p["replayed_per_batch"] for p in replay["phases"]] == [0, 8, 8]  # 0.5 * 16
+    assert sum(replay["per_shard"].values()) == 50
+    assert [p["fisher_samples"] for p in ewc["fisher_per_phase"]] == summary["shards"][
+        "train_sizes"
+    ]
+    assert all(p["fisher_sum"] > 0 for p in ewc["fisher_per_phase"])
+    penalties = [e["penalty"] for e in summary["train_log"]]
+    assert penalties[0] == 0 and all(p > 0 for p in penalties[1:])
+    # The x-axis counts new samples only: replayed ones are not in samples_seen.
+    assert summary["timing"]["samples_seen"] == sum(summary["shards"]["train_sizes"])
 
 
 def test_finished_run_is_not_redone(tiny_cfg, tmp_path):

@@ -98,9 +98,10 @@ def test_feed_remainder_policies(policy, batches, last_len, real):
     out = list(feed.epoch(0).as_numpy_iterator())
     assert len(out) == feed.batches_per_epoch == batches
     assert len(out[-1][0]) == last_len
-    weights = np.concatenate([w for _, _, w in out])
+    weights = np.concatenate([w for _, _, w, _ in out])
+    np.testing.assert_array_equal(weights, np.concatenate([s for *_, s in out]))
     assert weights.sum() == real == feed.samples_per_epoch
-    xs = np.concatenate([x[w > 0, 0] for x, _, w in out])
+    xs = np.concatenate([x[w > 0, 0] for x, _, w, _ in out])
     assert len(np.unique(xs)) == real, "a sample was fed twice in one epoch"
-    labels = np.concatenate([y[w > 0] for _, y, w in out])
+    labels = np.concatenate([y[w > 0] for _, y, w, _ in out])
     np.testing.assert_array_equal(labels, xs.astype(int) % 3)

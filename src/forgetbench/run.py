@@ -21,7 +21,7 @@ from forgetbench.eval import metrics
 from forgetbench.eval.evaluator import Evaluator
 from forgetbench.plots.curves import plot_shard_curves
 from forgetbench.plots.style import save_figure
-from forgetbench.results.io import read_json, write_json, write_with
+from forgetbench.results.io import read_json, to_jsonable, write_json, write_with
 from forgetbench.strategies.base import sequential_boundaries
 from forgetbench.train.model import ShardModel
 from forgetbench.train.trainer import Trainer
@@ -170,6 +170,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         epochs=epochs,
         every_samples=int(cfg.eval.every_samples),
         boundaries=boundaries,
+        seed=int(cfg.seed),
         verbose=int(cfg.train.verbose),
     )
     train_seconds = trainer.train()
@@ -205,6 +206,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         },
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "strategy_info": strategy.summary(),
+        "train_log": trainer.train_log,
         "versions": {
             "python": platform.python_version(),
             "tensorflow": tf.__version__,
@@ -213,6 +215,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         },
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    summary = to_jsonable(summary)  # what is returned is exactly what summary.json holds
     write_run_folder(out_dir, curves, summary, net)
     return summary
 

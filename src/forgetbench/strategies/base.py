@@ -30,14 +30,40 @@ class Phase:
     feed: Feed
 
 
-class Strategy:
-    """Base of all strategies: subclasses define ``phases`` and override the hooks they need.
+class Plugin:
+    """A mitigation that hooks into a strategy's lifecycle (replay, EWC); all hooks do nothing.
 
-    Attributes:
-        name: Strategy name in results.
+    Plugins compose: a strategy runs every plugin's hook in the order given.
+    """
+
+    def setup(self, trainer: Trainer) -> None:
+        """Called once before training, before the train step is traced (create variables)."""
+
+    def before_phase(self, trainer: Trainer, phase: Phase) -> None:
+        """Called before the first epoch of ``phase`` (may replace ``phase.feed``)."""
+
+    def after_phase(self, trainer: Trainer, phase: Phase) -> None:
+        """Called after the last epoch of ``phase``."""
+
+    def summary(self) -> dict:
+        """Plugin-specific entries for ``summary.json``."""
+        return {}
+
+
+class Strategy:
+    """Base of all strategies: subclasses define ``phases``; plugins add behaviour through hooks.
+
+    Args:
+        name: Strategy name in results (the subclass's default when ``None``).
+        plugins: Named plugins, run in order at each hook.
     """
 
     name = "base"
+
+    def __init__(self, name: str | None = None, plugins: dict[str, Plugin] | None = None) -> None:
+        if name is not None:
+            self.name = name
+        self.plugins = dict(plugins or {})
 
     def phases(
         self, dataset: ShardDataset, *, seed: int, batch_size: int, policy: RemainderPolicy
@@ -45,15 +71,24 @@ class Strategy:
         """The training phases of a run, in order."""
         raise NotImplementedError
 
+    def setup(self, trainer: Trainer) -> None:
+        """Runs every plugin's ``setup``."""
+        for plugin in self.plugins.values():
+            plugin.setup(trainer)
+
     def before_phase(self, trainer: Trainer, phase: Phase) -> None:
-        """Called before the first epoch of ``phase``."""
+        """Runs every plugin's ``before_phase``."""
+        for plugin in self.plugins.values():
+            plugin.before_phase(trainer, phase)
 
     def after_phase(self, trainer: Trainer, phase: Phase) -> None:
-        """Called after the last epoch of ``phase``."""
+        """Runs every plugin's ``after_phase``."""
+        for plugin in self.plugins.values():
+            plugin.after_phase(trainer, phase)
 
     def summary(self) -> dict:
-        """Strategy-specific entries for ``summary.json``."""
-        return {}
+        """Strategy-specific entries for ``summary.json``: one entry per plugin."""
+        return {name: plugin.summary() for name, plugin in self.plugins.items()}
 
 
 def sequential_boundaries(

@@ -18,7 +18,7 @@ def per_sample_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 
 
 class ShardModel(keras.Model):
-    """Wraps a network ``net`` with a train step for ``(features, labels, weights)`` batches.
+    """Wraps a network ``net`` with a train step for ``(features, labels, weights, stream)``.
 
     Exact policies (``policy.exact``): the data loss of an update is the mean per-sample loss over
     the real samples it saw, ``sum_i w_i l_i / sum_i w_i`` (padding has ``w = 0``). With
@@ -57,6 +57,7 @@ class ShardModel(keras.Model):
         self.penalties: list[Penalty] = []
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.penalty_tracker = keras.metrics.Mean(name="penalty")
         self.samples_seen = keras.Variable(0, dtype="int64", trainable=False, name="samples_seen")
         self.batches_seen = keras.Variable(0, dtype="int64", trainable=False, name="batches_seen")
         self.exact_accumulation = policy.exact and self.accumulation_steps > 1
@@ -81,7 +82,7 @@ class ShardModel(keras.Model):
     @property
     def metrics(self):
         """Trackers reset at the start of every epoch."""
-        return [self.loss_tracker, self.accuracy_tracker]
+        return [self.loss_tracker, self.accuracy_tracker, self.penalty_tracker]
 
     def penalty(self) -> tf.Tensor:
         """Sum of the per-update terms: strategy penalties and the network's own losses."""
@@ -93,10 +94,11 @@ class ShardModel(keras.Model):
         total = tf.reduce_sum(per_sample_loss(y, logits) * w)
         return logits, count, total
 
-    def _track(self, y, logits, w, total, count):
+    def _track(self, y, logits, w, stream, total, count, penalty):
         self.loss_tracker.update_state(total / tf.maximum(count, 1.0), sample_weight=count)
         self.accuracy_tracker.update_state(y, logits, sample_weight=w)
-        self.samples_seen.assign_add(tf.cast(count, "int64"))
+        self.penalty_tracker.update_state(penalty)
+        self.samples_seen.assign_add(tf.cast(tf.reduce_sum(stream), "int64"))
         self.batches_seen.assign_add(1)
         return {m.name: m.result() for m in self.metrics}
 
@@ -104,17 +106,18 @@ class ShardModel(keras.Model):
         """One micro-batch: an optimizer step, or an accumulation (exact, ``k > 1``)."""
         if self.exact_accumulation:
             return self._accumulate_step(data)
-        x, y, w = data
+        x, y, w, stream = data
         variables = self.net.trainable_variables
         with tf.GradientTape() as tape:
             logits, count, total = self._forward(x, y, w)
             denominator = count if self.policy.exact else tf.cast(tf.shape(w)[0], total.dtype)
-            objective = total / tf.maximum(denominator, 1.0) + self.penalty()
+            penalty = self.penalty()
+            objective = total / tf.maximum(denominator, 1.0) + penalty
         self.optimizer.apply(tape.gradient(objective, variables), variables)
-        return self._track(y, logits, w, total, count)
+        return self._track(y, logits, w, stream, total, count, penalty)
 
     def _accumulate_step(self, data):
-        x, y, w = data
+        x, y, w, stream = data
         with tf.GradientTape() as tape:
             logits, count, total = self._forward(x, y, w)
         grads = tape.gradient(total, self.net.trainable_variables)
@@ -127,7 +130,7 @@ class ShardModel(keras.Model):
             self._apply_accumulated,
             lambda: tf.constant(False),
         )
-        return self._track(y, logits, w, total, count)
+        return self._track(y, logits, w, stream, total, count, self.penalty())
 
     def _apply_accumulated(self) -> tf.Tensor:
         variables = self.net.trainable_variables

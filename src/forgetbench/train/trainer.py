@@ -40,8 +40,10 @@ class Trainer:
         epochs: Passes over each phase's feed.
         every_samples: Evaluation interval in real training samples.
         boundaries: Real samples seen at each phase boundary (sequential feed).
+        seed: The run's seed (for plugins' random draws).
         verbose: Keras progress display (0 silent, 1 progress bar, 2 one line per epoch).
         records: The evaluation records so far.
+        train_log: Training loss, accuracy and penalty of every (phase, epoch).
     """
 
     model: ShardModel
@@ -51,8 +53,10 @@ class Trainer:
     epochs: int
     every_samples: int
     boundaries: np.ndarray
+    seed: int = 0
     verbose: int = 0
     records: list[dict] = field(default_factory=list)
+    train_log: list[dict] = field(default_factory=list)
     eval_seconds: float = 0.0
     _phase: Phase | None = None
     _epoch: int = 0
@@ -98,6 +102,7 @@ class Trainer:
 
     def train(self) -> float:
         """Trains every phase; returns the wall seconds spent training (evaluation excluded)."""
+        self.strategy.setup(self)
         self.evaluate()
         callbacks = [EvaluationSchedule(self)]
         start = time.perf_counter()
@@ -106,7 +111,7 @@ class Trainer:
             self.strategy.before_phase(self, phase)
             for epoch in range(self.epochs):
                 self._epoch = epoch
-                self.model.fit(
+                history = self.model.fit(
                     phase.feed.epoch(epoch),
                     initial_epoch=epoch,
                     epochs=epoch + 1,
@@ -115,6 +120,8 @@ class Trainer:
                     callbacks=callbacks,
                 )
                 self.model.flush()
+                logs = {k: float(v[-1]) for k, v in history.history.items()}
+                self.train_log.append({"phase": phase.index, "epoch": epoch, **logs})
             self.strategy.after_phase(self, phase)
         self.evaluate()
         return time.perf_counter() - start - self.eval_seconds

@@ -1,0 +1,194 @@
+"""Elastic weight consolidation (Kirkpatrick et al. 2017; online variant: Schwarz et al. 2018).
+
+After each shard, the diagonal Fisher information ``F`` of the parameters is estimated on that
+shard's training samples from per-sample gradients, and later updates pay the penalty
+``(lambda / 2) * sum_i F_i (theta_i - theta*_i)^2``. ``F`` is the mean over the exact number of
+samples used (a partial last batch is not over-counted) of squared per-sample gradients of the
+log-likelihood: of the true label (``empirical``) or in expectation over the model's predicted
+class distribution (``exact``, the true Fisher).
+
+Lambda is not portable between libraries: some drop the 1/2, and some sum the squared gradients
+over samples instead of averaging, which scales ``F`` (and so the effective lambda) with the
+number of samples.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from forgetbench.strategies.base import Phase, Plugin
+
+FISHER_VARIANTS = ("empirical", "exact")
+MODES = ("separate", "online")
+
+
+def fisher_diagonal(
+    net: keras.Model, x: np.ndarray, y: np.ndarray, variant: str, batch_size: int = 64
+) -> list[np.ndarray]:
+    """Diagonal Fisher information of ``net``'s trainable variables on ``(x, y)``.
+
+    Per-sample gradients are computed vectorised (a Jacobian with ``pfor``) by batches; the sum
+    of their squares is divided by ``len(x)`` exactly.
+
+    Args:
+        net: Network returning class logits.
+        x: Features of the samples.
+        y: Integer labels (used by ``empirical`` only).
+        variant: ``empirical`` or ``exact``.
+        batch_size: Samples per vectorised Jacobian.
+
+    Returns:
+        One array per trainable variable, of the variable's shape.
+    """
+    if variant not in FISHER_VARIANTS:
+        raise ValueError(f"EWC fisher: expected one of {FISHER_VARIANTS}. Received {variant!r}")
+    variables = net.trainable_variables
+
+    @tf.function(reduce_retracing=True)
+    def squared_grad_sum(xb, yb):
+        with tf.GradientTape() as tape:
+            log_probs = tf.nn.log_softmax(net(xb, training=False))
+            if variant == "empirical":
+                target = tf.gather(log_probs, yb, axis=1, batch_dims=1)
+            else:
+                target = log_probs
+        jacobians = tape.jacobian(target, variables, experimental_use_pfor=True)
+        if variant == "empirical":  # (n, *shape)
+            return [tf.reduce_sum(tf.square(j), axis=0) for j in jacobians]
+        probs = tf.stop_gradient(tf.exp(log_probs))  # (n, C); jacobians (n, C, *shape)
+        return [
+            tf.reshape(
+                tf.einsum(
+                    "nc,ncp->p",
+                    probs,
+                    tf.reshape(tf.square(j), tf.concat([tf.shape(probs), [-1]], 0)),
+                ),
+                v.shape,
+            )
+            for j, v in zip(jacobians, variables, strict=True)
+        ]
+
+    sums = [np.zeros(v.shape, np.float64) for v in variables]
+    for start in range(0, len(y), batch_size):
+        xb = tf.convert_to_tensor(x[start : start + batch_size], tf.float32)
+        yb = tf.convert_to_tensor(y[start : start + batch_size], tf.int32)
+        for total, part in zip(sums, squared_grad_sum(xb, yb), strict=True):
+            total += part.numpy()
+    return [(s / len(y)).astype(np.float32) for s in sums]
+
+
+class EWC(Plugin):
+    """EWC penalty, one term per past shard (``separate``) or one running term (``online``).
+
+    ``separate``: ``sum_k F_k (theta - theta*_k)^2`` is kept in the equal, constant-cost form
+    ``A (theta - m)^2 + c`` with ``A = sum_k F_k``, ``m = sum_k F_k theta*_k / A`` and
+    ``c = sum_k F_k (theta*_k - m)^2`` (computed in float64), so the train step costs the same
+    however many shards have passed. ``online``: ``F <- gamma F + F_new``, anchored at the
+    latest parameters (Schwarz et al. 2018).
+
+    Args:
+        lam: Penalty strength lambda (>= 0) in ``(lambda / 2) * sum F (theta - theta*)^2``.
+        fisher: ``empirical`` or ``exact`` Fisher.
+        fisher_samples: Training samples of each shard used for its Fisher (all if larger).
+        fisher_batch_size: Samples per vectorised per-sample-gradient batch.
+        mode: ``separate`` or ``online``.
+        gamma: Decay of the online Fisher (``online`` only).
+    """
+
+    def __init__(
+        self,
+        lam: float = 100.0,
+        fisher: str = "empirical",
+        fisher_samples: int = 1000,
+        fisher_batch_size: int = 64,
+        mode: str = "separate",
+        gamma: float = 1.0,
+    ) -> None:
+        if lam < 0 or fisher not in FISHER_VARIANTS or mode not in MODES or fisher_samples < 1:
+            raise ValueError(
+                f"EWC: expected lam >= 0, fisher in {FISHER_VARIANTS}, mode in {MODES}, "
+                f"fisher_samples >= 1. Received lam={lam!r}, fisher={fisher!r}, "
+                f"mode={mode!r}, fisher_samples={fisher_samples!r}"
+            )
+        self.lam, self.fisher, self.mode, self.gamma = float(lam), fisher, mode, float(gamma)
+        self.fisher_samples, self.fisher_batch_size = int(fisher_samples), int(fisher_batch_size)
+        self.log: list[dict] = []
+        self.seed = 0
+        self.phases_seen = 0
+
+    def setup(self, trainer) -> None:
+        """Creates zeroed penalty variables (fixed structure: the train step is traced once)."""
+        self._variables = trainer.model.net.trainable_variables
+        shapes = [v.shape for v in self._variables]
+        self.weight = [keras.Variable(np.zeros(s, np.float32), trainable=False) for s in shapes]
+        self.anchor = [keras.Variable(np.zeros(s, np.float32), trainable=False) for s in shapes]
+        self.constant = keras.Variable(0.0, trainable=False)
+        self._sums = [[np.zeros(s) for s in shapes] for _ in range(3)]  # A, B, C in float64
+        self.seed = trainer.seed
+        trainer.model.penalties.append(self.penalty)
+
+    def penalty(self) -> tf.Tensor:
+        """``(lambda / 2) * (sum_i A_i (theta_i - m_i)^2 + c)``."""
+        parts = [
+            tf.reduce_sum(a * tf.square(v - m))
+            for a, m, v in zip(self.weight, self.anchor, self._variables, strict=True)
+        ]
+        return 0.5 * self.lam * (tf.add_n(parts) + self.constant)
+
+    def _fold_in(self, new: list[np.ndarray], theta: list[np.ndarray]) -> None:
+        if self.mode == "online":
+            decay = self.gamma if self.phases_seen else 0.0
+            for a, f_new, t, w, m in zip(
+                self._sums[0], new, theta, self.weight, self.anchor, strict=True
+            ):
+                a *= decay
+                a += f_new
+                w.assign(a.astype(np.float32))
+                m.assign(t)
+            return
+        constant = 0.0
+        for a, b, c, f_new, t, w, m in zip(
+            *self._sums, new, theta, self.weight, self.anchor, strict=True
+        ):
+            a += f_new
+            b += f_new * t
+            c += f_new * t * t
+            mean = np.divide(b, a, out=t.astype(np.float64), where=a > 0)
+            constant += float(np.sum(c - 2 * b * mean + a * mean * mean))
+            w.assign(a.astype(np.float32))
+            m.assign(mean.astype(np.float32))
+        self.constant.assign(max(constant, 0.0))
+
+    def after_phase(self, trainer, phase: Phase) -> None:
+        """Estimates the shard's Fisher on its samples and folds it into the penalty."""
+        feed = phase.feed
+        rng = np.random.default_rng([self.seed, phase.index, 3])
+        idx = np.sort(rng.permutation(feed.order(0))[: self.fisher_samples])
+        x, y = feed.gather(idx)
+        net = trainer.model.net
+        new = fisher_diagonal(
+            net, np.asarray(x), np.asarray(y), self.fisher, self.fisher_batch_size
+        )
+        self._fold_in([f.astype(np.float64) for f in new], [v.numpy() for v in self._variables])
+        self.phases_seen += 1
+        flat = np.concatenate([f.ravel() for f in new])
+        self.log.append(
+            {
+                "phase": phase.index,
+                "fisher_samples": len(y),
+                "fisher_sum": float(flat.sum()),
+                "fisher_max": float(flat.max()),
+            }
+        )
+
+    def summary(self) -> dict:
+        """Hyperparameters and Fisher statistics per phase."""
+        return {
+            "lambda": self.lam,
+            "fisher": self.fisher,
+            "mode": self.mode,
+            "gamma": self.gamma,
+            "fisher_per_phase": self.log,
+        }
