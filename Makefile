@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/forgetbench -m strategy=sequential,cross_shard,joint seed=0,1,2 train.verbose=0 \
+	$(BIN)/forgetbench -m strategy=sequential,replay,ewc,cross_shard,joint seed=0,1,2 train.verbose=0 \
 		hydra.sweep.dir=results/sweeps/demo
 	$(BIN)/forgetbench-report results/sweeps/demo --figure-copy results/figures/demo_comparison
 
