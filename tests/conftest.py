@@ -48,3 +48,25 @@ def tiny_cfg(tmp_path, keras_session):
         return compose_config([*TINY, f"paths.data_cache={tmp_path / 'data'}", *overrides])
 
     return make
+
+
+class SignalAfterPhase:
+    """A test plugin that sends the process a signal after a given phase (simulated preemption)."""
+
+    def __init__(self, phase: int = 0, signum: int = 15) -> None:
+        self.phase, self.signum = phase, signum
+
+    def setup(self, trainer):
+        pass
+
+    def before_phase(self, trainer, phase):
+        pass
+
+    def after_phase(self, trainer, phase):
+        if phase.index == self.phase:
+            import os
+
+            os.kill(os.getpid(), self.signum)
+
+    def summary(self):
+        return {}

@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from forgetbench.sweep import ERROR, record_failure  # noqa: E402
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+log = logging.getLogger("forgetbench")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
-    """Runs one experiment in Hydra's output folder and prints where the results are."""
+    """Runs one experiment in Hydra's output folder and prints where the results are.
+
+    In a multirun, a job that fails records its traceback in ``error.txt`` and lets the other
+    jobs run; the sweep then lists the failures and exits non-zero.
+    """
     from forgetbench.run import run
 
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    summary = run(cfg, out_dir)
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    (out_dir / ERROR).unlink(missing_ok=True)
+    try:
+        summary = run(cfg, out_dir)
+    except Exception as exc:
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            raise
+        record_failure(out_dir, exc)
+        log.error("Job failed (%s): %s", out_dir, exc)
+        return
     shown = ", ".join(
         f"{name}={value:.3f}" if value is not None else f"{name}=n/a"
         for name, value in summary.get("metrics", {}).items()
     )
-    print(f"[forgetbench] {summary['run_id']}: {shown} -> {out_dir}")
+    print(f"[forgetbench] {summary['run_id']} {summary['status']}: {shown} -> {out_dir}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def find_runs(roots: list[Path]) -> tuple[list[Path], list[Path]]:
 
 
 def runs_table(folders: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
-    """One row per completed run: its identity, final metrics and timing."""
+    """One row per finished run: status, identity, final metrics (none if diverged), timing."""
     rows, summaries = [], []
     for folder in folders:
         s = read_json(folder / SUMMARY)
@@ -47,10 +47,11 @@ def runs_table(folders: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
         rows.append(
             {
                 "run_id": s["run_id"],
+                "status": s["status"],
                 **{k: s[k] for k in GROUP},
                 **{name: _select(s["config"], key) for name, key in CONFIG_COLUMNS.items()},
                 "seed": s["seed"],
-                **{k: s["metrics"].get(k) for k in METRICS},
+                **{k: s.get("metrics", {}).get(k) for k in METRICS},
                 "train_seconds": s["timing"]["train_seconds"],
                 "samples_per_second": s["timing"]["samples_per_second"],
                 "path": str(folder),
@@ -187,7 +188,15 @@ def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.
     complete = [complete[i] for i in order]
     summaries = [summaries[i] for i in order]
     curves = pd.concat([pd.read_parquet(f / CURVES) for f in complete], ignore_index=True)
-    table = summary_table(runs)
+    diverged = runs[runs.status != "completed"]
+    for row in diverged.itertuples():
+        print(f"[forgetbench-report] {row.status} run, left out of the tables: {row.path}")
+    completed = runs.status == "completed"
+    if not completed.any():
+        raise SystemExit(f"No run under {roots} completed; {len(diverged)} diverged.")
+    summaries = [s for s, ok in zip(summaries, completed, strict=True) if ok]
+    curves = curves[curves.run_id.isin(runs.run_id[completed])]
+    table = summary_table(runs[completed])
     write_with(out / "runs.parquet", lambda p: runs.to_parquet(p, index=False))
     write_with(out / "runs.csv", lambda p: runs.to_csv(p, index=False))
     write_with(out / "curves.parquet", lambda p: curves.to_parquet(p, index=False))

@@ -7,6 +7,9 @@ import json
 import logging
 import platform
 import resource
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 SUMMARY = "summary.json"
 CURVES = "curves.parquet"
 MODEL = "model.keras"
+INTERRUPTED = "interrupted.json"
 
 
 def _at_least(minimum):
@@ -125,26 +129,32 @@ def _seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def run(cfg: DictConfig, out_dir: str | Path) -> dict:
-    """Runs one experiment and writes its run folder; returns the summary.
+class RunInterrupted(BaseException):
+    """Raised in the main thread on SIGTERM (what schedulers send before preemption)."""
 
-    A folder that already holds a ``summary.json`` is a finished run: it is not redone, and its
-    summary is returned (so a re-run sweep resumes where it stopped).
 
-    Args:
-        cfg: The composed config (``conf/config.yaml`` and overrides).
-        out_dir: The run folder.
-    """
-    out_dir = Path(out_dir)
-    if (out_dir / SUMMARY).exists():
-        log.info("Skipping %s: %s exists (finished run).", out_dir, SUMMARY)
-        return read_json(out_dir / SUMMARY)
-    validate_config(cfg)
-    _seed_everything(int(cfg.seed))
+@contextmanager
+def _terminate_raises():
+    """Turns SIGTERM into :class:`RunInterrupted` while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
-    dataset = instantiate(cfg.data)
+    def handler(signum, frame):
+        raise RunInterrupted(f"received signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def build_trainer(cfg: DictConfig):
+    """Instantiates everything a run needs; returns the trainer, dataset, policy and strategy."""
     policy = instantiate(cfg.remainder)
-    strategy = instantiate(cfg.strategy)
+    strategy = instantiate(cfg.strategy)  # before the data: bad hyperparameters fail first
+    dataset = instantiate(cfg.data)
     net = instantiate(cfg.model)(dataset.train.feature_shape, dataset.num_classes)
     k = int(cfg.train.accumulation_steps)
     model = ShardModel(net, policy, accumulation_steps=k)
@@ -154,7 +164,6 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         optimizer=instantiate(cfg.optimizer, **keras_accumulation),
         steps_per_execution=int(cfg.train.steps_per_execution),
     )
-
     batch_size, epochs = int(cfg.train.batch_size), int(cfg.train.epochs)
     phases = strategy.phases(dataset, seed=int(cfg.seed), batch_size=batch_size, policy=policy)
     total = epochs * sum(p.feed.samples_per_epoch for p in phases)
@@ -172,27 +181,72 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         boundaries=boundaries,
         seed=int(cfg.seed),
         verbose=int(cfg.train.verbose),
+        reset_optimizer=bool(cfg.train.reset_optimizer),
     )
-    train_seconds = trainer.train()
+    return trainer, dataset, policy, strategy
 
-    rid = run_id(cfg, strategy.name, dataset.name, policy.name)
+
+def _curves(trainer: Trainer, identity: dict) -> pd.DataFrame:
     curves = pd.DataFrame.from_records(trainer.records)
-    curves.insert(0, "run_id", rid)
-    curves.insert(1, "dataset", dataset.name)
-    curves.insert(2, "strategy", strategy.name)
-    curves.insert(3, "remainder", policy.name)
-    curves.insert(4, "seed", int(cfg.seed))
+    for position, (key, value) in enumerate(identity.items()):
+        curves.insert(position, key, value)
     curves["train_shard"] = curves["train_shard"].astype("Int64")
+    return curves
 
-    summary = {
-        "status": "completed",
-        "run_id": rid,
+
+def run(cfg: DictConfig, out_dir: str | Path) -> dict:
+    """Runs one experiment and writes its run folder; returns the summary.
+
+    A folder that already holds a ``summary.json`` is a finished run (``completed`` or
+    ``diverged``): it is not redone, and its summary is returned, so a re-run sweep resumes
+    where it stopped. On SIGINT or SIGTERM the partial curves and ``interrupted.json`` are
+    written, no summary, and the interruption is raised again: a re-run redoes the job.
+
+    Args:
+        cfg: The composed config (``conf/config.yaml`` and overrides).
+        out_dir: The run folder.
+    """
+    out_dir = Path(out_dir)
+    if (out_dir / SUMMARY).exists():
+        log.info("Skipping %s: %s exists (finished run).", out_dir, SUMMARY)
+        return read_json(out_dir / SUMMARY)
+    validate_config(cfg)
+    _seed_everything(int(cfg.seed))
+    trainer, dataset, policy, strategy = build_trainer(cfg)
+    identity = {
+        "run_id": run_id(cfg, strategy.name, dataset.name, policy.name),
         "dataset": dataset.name,
         "strategy": strategy.name,
         "remainder": policy.name,
         "seed": int(cfg.seed),
-        **summarise(curves, boundaries, cfg),
-        "phases": _phase_spans(phases, boundaries, total),
+    }
+    try:
+        with _terminate_raises():
+            train_seconds = trainer.train()
+    except (KeyboardInterrupt, RunInterrupted) as exc:
+        partial = _curves(trainer, identity)
+        write_with(out_dir / CURVES, lambda p: partial.to_parquet(p, index=False))
+        write_json(
+            out_dir / INTERRUPTED,
+            {
+                "status": "interrupted",
+                "reason": str(exc) or type(exc).__name__,
+                **identity,
+                "samples_seen": trainer.samples_seen,
+            },
+        )
+        raise
+    curves = _curves(trainer, identity)
+    total = int(trainer.boundaries[-1])
+    summary = {
+        "status": "completed" if trainer.diverged is None else "diverged",
+        **identity,
+        **(
+            summarise(curves, trainer.boundaries, cfg)
+            if trainer.diverged is None
+            else {"diverged": trainer.diverged}
+        ),
+        "phases": _phase_spans(trainer.phases, trainer.boundaries, total),
         "shards": {
             "names": dataset.train.names,
             "train_sizes": dataset.train.sizes.tolist(),
@@ -205,6 +259,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             "samples_per_second": trainer.samples_seen / train_seconds if train_seconds else None,
         },
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "optimizer_state": "reset per phase" if trainer.reset_optimizer else "kept across phases",
         "strategy_info": strategy.summary(),
         "train_log": trainer.train_log,
         "versions": {
@@ -216,20 +271,22 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     summary = to_jsonable(summary)  # what is returned is exactly what summary.json holds
-    write_run_folder(out_dir, curves, summary, net)
+    write_run_folder(out_dir, curves, summary, trainer.model.net)
     return summary
 
 
 def write_run_folder(out_dir: Path, curves: pd.DataFrame, summary: dict, net) -> None:
     """Writes curves, model and figure, then the summary last: a summary means a complete run."""
     write_with(out_dir / CURVES, lambda p: curves.to_parquet(p, index=False))
-    write_with(out_dir / MODEL, net.save)
+    if summary["status"] == "completed":  # a diverged network is not worth keeping
+        write_with(out_dir / MODEL, net.save)
     fig = plot_shard_curves(
         curves,
         phases=pd.DataFrame(summary["phases"]),
-        onsets=pd.DataFrame(summary["onset"]),
+        onsets=pd.DataFrame(summary["onset"]) if "onset" in summary else None,
         title=f"{summary['strategy']} on {summary['dataset']} (seed {summary['seed']})",
     )
     save_figure(fig, out_dir / "curves")
     plt.close(fig)
     write_json(out_dir / SUMMARY, summary)
+    (out_dir / INTERRUPTED).unlink(missing_ok=True)

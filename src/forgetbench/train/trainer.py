@@ -14,15 +14,16 @@ from forgetbench.train.model import ShardModel
 
 
 class EvaluationSchedule(keras.callbacks.Callback):
-    """Asks the trainer to evaluate whenever an evaluation point has been reached."""
+    """Stops on a non-finite loss; otherwise evaluates whenever an evaluation point is due."""
 
     def __init__(self, trainer: Trainer) -> None:
         super().__init__()
         self.trainer = trainer
 
     def on_train_batch_end(self, batch, logs=None):
-        """Evaluates once the real samples seen reach the next due point."""
-        self.trainer.evaluate_if_due()
+        """Checks the loss, then evaluates once the samples seen reach the next due point."""
+        if self.trainer.check_finite(logs or {}):
+            self.trainer.evaluate_if_due()
 
 
 @dataclass
@@ -41,9 +42,12 @@ class Trainer:
         every_samples: Evaluation interval in real training samples.
         boundaries: Real samples seen at each phase boundary (sequential feed).
         seed: The run's seed (for plugins' random draws).
+        reset_optimizer: Zero the optimizer's state (moments, step count) before every phase
+            after the first; by default the state carries over, as reference libraries do.
         verbose: Keras progress display (0 silent, 1 progress bar, 2 one line per epoch).
         records: The evaluation records so far.
         train_log: Training loss, accuracy and penalty of every (phase, epoch).
+        diverged: Where training stopped on a non-finite loss or weights, else ``None``.
     """
 
     model: ShardModel
@@ -55,13 +59,16 @@ class Trainer:
     boundaries: np.ndarray
     seed: int = 0
     verbose: int = 0
+    reset_optimizer: bool = False
     records: list[dict] = field(default_factory=list)
+    diverged: dict | None = None
     train_log: list[dict] = field(default_factory=list)
     eval_seconds: float = 0.0
     _phase: Phase | None = None
     _epoch: int = 0
     _next_boundary: int = 0
     _last_eval: int = -1
+    _last_finite_loss: float | None = None
 
     @property
     def samples_seen(self) -> int:
@@ -73,6 +80,33 @@ class Trainer:
         if self._next_boundary < len(self.boundaries):
             return min(next_regular, int(self.boundaries[self._next_boundary]))
         return next_regular
+
+    def check_finite(self, logs: dict) -> bool:
+        """Records divergence and stops ``fit`` if the loss or penalty is not finite."""
+        values = [float(logs[k]) for k in ("loss", "penalty") if k in logs]
+        if all(np.isfinite(values)):
+            if "loss" in logs:
+                self._last_finite_loss = float(logs["loss"])
+            return True
+        self._diverge("non-finite training loss")
+        return False
+
+    def _diverge(self, reason: str) -> None:
+        self.diverged = {
+            "reason": reason,
+            "step": int(self.model.batches_seen.numpy()),
+            "samples_seen": self.samples_seen,
+            "phase": None if self._phase is None else self._phase.index,
+            "last_finite_loss": self._last_finite_loss,
+        }
+        self.model.stop_training = True
+
+    def _weights_finite(self) -> bool:
+        return all(np.isfinite(w).all() for w in self.model.net.get_weights())
+
+    def _reset_optimizer(self) -> None:
+        for v in self.model.optimizer.variables:
+            v.assign(np.zeros(v.shape, dtype=v.dtype))
 
     def evaluate_if_due(self) -> None:
         """Evaluates if the samples seen reached the next interval or boundary."""
@@ -101,13 +135,19 @@ class Trainer:
         self.eval_seconds += time.perf_counter() - start
 
     def train(self) -> float:
-        """Trains every phase; returns the wall seconds spent training (evaluation excluded)."""
+        """Trains every phase; returns the wall seconds spent training (evaluation excluded).
+
+        Stops at once, without evaluating a broken model again, when the loss or the weights
+        stop being finite (see ``diverged``).
+        """
         self.strategy.setup(self)
         self.evaluate()
         callbacks = [EvaluationSchedule(self)]
         start = time.perf_counter()
         for phase in self.phases:
             self._phase = phase
+            if self.reset_optimizer and phase.index > 0:
+                self._reset_optimizer()
             self.strategy.before_phase(self, phase)
             for epoch in range(self.epochs):
                 self._epoch = epoch
@@ -120,6 +160,10 @@ class Trainer:
                     callbacks=callbacks,
                 )
                 self.model.flush()
+                if self.diverged is None and not self._weights_finite():
+                    self._diverge("non-finite weights")
+                if self.diverged is not None:
+                    return time.perf_counter() - start - self.eval_seconds
                 logs = {k: float(v[-1]) for k, v in history.history.items()}
                 self.train_log.append({"phase": phase.index, "epoch": epoch, **logs})
             self.strategy.after_phase(self, phase)
