@@ -125,8 +125,12 @@ def test_heldout_folder_with_other_feature_shape(tmp_path):
 def test_num_classes_given_and_labels_out_of_range(tmp_path):
     folder = write_shards(tmp_path / "d", sizes=SIZES)  # labels 0..2
     assert build_npz_dir(tmp_path / "cache", path=folder, num_classes=7).num_classes == 7
-    with pytest.raises(ShardFormatError, match=r"expected labels below num_classes=2.*label 2"):
+    expected = r"Labels in .*/d/s\d.npz: expected class ids below num_classes=2. Received label 2"
+    with pytest.raises(ShardFormatError, match=expected):
         build_npz_dir(tmp_path / "cache", path=folder, num_classes=2)
+    held = write_shards(tmp_path / "held", sizes=(3, 4, 5), override={2: {"array2": np.full(5, 9)}})
+    with pytest.raises(ShardFormatError, match=r"Labels in .*/held/s2.npz: .*Received label 9"):
+        build_npz_dir(tmp_path / "cache", path=folder, heldout_dir=held, num_classes=3)
 
 
 @pytest.mark.parametrize(

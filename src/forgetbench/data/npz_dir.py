@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from forgetbench.data.cache import FEATURE_KEY, LABEL_KEY, cached_folder
-from forgetbench.data.dataset import ShardDataset
+from forgetbench.data.dataset import ShardDataset, check_labels_below
 from forgetbench.data.shards import (
     ShardFormatError,
     chunk_rows,
@@ -63,49 +63,50 @@ def build_npz_dir(
     Raises:
         ShardFormatError: naming the file and what was expected, for any bad shard.
     """
-    keys = (feature_key, label_key)
-    options = {
-        "feature_key": feature_key,
-        "label_key": label_key,
-        "allow_nonfinite": allow_nonfinite,
-    }
-    folder = Path(path).expanduser()
-    train = ShardStore(folder, order=None if order is None else list(order), **options)
+    options = {"feature_key": feature_key, "label_key": label_key}
+    options["allow_nonfinite"] = allow_nonfinite
+    order = None if order is None else list(order)
+    train = ShardStore(Path(path).expanduser(), order=order, **options)
+    if num_classes is not None:  # before any carve, so that errors name the user's files
+        check_labels_below(int(num_classes), train)
     if heldout_dir is None:
         train, heldout = carve_heldout(
-            train,
-            cache_dir,
-            fraction=heldout_fraction,
-            seed=seed,
-            keys=keys,
-            allow_nonfinite=allow_nonfinite,
+            train, cache_dir, fraction=heldout_fraction, seed=seed, **options
         )
     else:
-        heldout_folder = Path(heldout_dir).expanduser()
-        check_heldout_names(folder, heldout_folder, train.names, keys)
-        heldout = ShardStore(heldout_folder, order=train.names, **options)
+        heldout = open_heldout_dir(train, Path(heldout_dir).expanduser(), **options)
     if num_classes is None:
         num_classes = max(train.classes + heldout.classes) + 1
     return ShardDataset(name=name, train=train, heldout=heldout, num_classes=int(num_classes))
 
 
-def check_heldout_names(
-    folder: Path, heldout_folder: Path, names: list[str], keys: tuple[str, str]
-) -> None:
-    """Checks that ``heldout_folder`` has a shard for every training shard, and no stranger.
+def open_heldout_dir(
+    train: ShardStore, heldout_dir: Path, *, feature_key: str, label_key: str, **options
+) -> ShardStore:
+    """Opens the held-out shards of ``train``'s shards, in the same order, from ``heldout_dir``.
+
+    Args:
+        train: The training shards.
+        heldout_dir: Folder holding a shard of the same name for every training shard.
+        feature_key: Key (member name) of the features.
+        label_key: Key (member name) of the labels.
+        **options: Further :class:`ShardStore` arguments (``allow_nonfinite``).
 
     Raises:
-        ShardFormatError: naming the shards missing from, or unknown to, the training folder.
+        ShardFormatError: naming the shards missing from ``heldout_dir``, or held out there
+            without a training shard.
     """
-    held = discover_shards(heldout_folder, *keys)
-    missing = [n for n in names if n not in held]
-    unknown = sorted(set(held) - set(discover_shards(folder, *keys)))
+    held = discover_shards(heldout_dir, feature_key, label_key)
+    missing = [name for name in train.names if name not in held]
+    unknown = sorted(set(held) - set(discover_shards(train.folder, feature_key, label_key)))
     if missing or unknown:
         raise ShardFormatError(
-            f"Held-out folder {heldout_folder}: expected one shard per training shard of "
-            f"{folder}, with the same names. Received: missing {missing}, no training shard "
-            f"for {unknown}"
+            f"Held-out folder {heldout_dir}: expected one shard per training shard of "
+            f"{train.folder}, with the same names. Received: missing {missing}, no training "
+            f"shard for {unknown}"
         )
+    keys = {"feature_key": feature_key, "label_key": label_key}
+    return ShardStore(heldout_dir, order=train.names, **keys, **options)
 
 
 def heldout_count(n: int, fraction: float, source: str) -> int:
@@ -134,7 +135,8 @@ def carve_heldout(
     *,
     fraction: float,
     seed: int,
-    keys: tuple[str, str],
+    feature_key: str,
+    label_key: str,
     allow_nonfinite: bool = False,
 ) -> tuple[ShardStore, ShardStore]:
     """Splits every shard of ``store`` into a training and a held-out shard in the data cache.
@@ -147,7 +149,8 @@ def carve_heldout(
         cache_dir: Root folder of the data cache.
         fraction: Fraction of every shard held out.
         seed: Seed of the carve.
-        keys: Feature and label keys ``store`` was read with.
+        feature_key: Key of the features ``store`` was read with.
+        label_key: Key of the labels ``store`` was read with.
         allow_nonfinite: Accept NaN or infinite features instead of raising.
 
     Returns:
@@ -157,7 +160,7 @@ def carve_heldout(
     params = {
         "source": str(store.folder.resolve()),
         "files": [source_stamp(source_files(s)) for s in store.shards],
-        "keys": list(keys),
+        "keys": [feature_key, label_key],
         "heldout_fraction": fraction,
         "seed": seed,
     }

@@ -19,6 +19,7 @@ import numpy as np
 from forgetbench.results.io import atomic_path, read_json, write_json
 
 CACHE_VERSION = 1
+CACHE_FOLDER = ".forgetbench_cache"  # converted members, beside the shards by default
 STATS_CHUNK_BYTES = 64 * 2**20
 
 
