@@ -47,3 +47,24 @@ def test_summary_splits_by_varying_config_and_orders_strategies():
     )
     assert "n/a" in text  # FWT is NaN for every run
     assert "0.550 ± " in text
+
+
+def test_evaluation_scenario_splits_the_summary_when_it_varies():
+    rows = [
+        {
+            "dataset": "d",
+            "strategy": "sequential",
+            "remainder": "weighted",
+            "scenario": scenario,
+            "seed": seed,
+            "acc": acc + 0.01 * seed,
+            "forgetting": 0.1,
+            "bwt": 0.0,
+            "fwt": 0.0,
+        }
+        for scenario, acc in (("class_incremental", 0.2), ("task_incremental", 0.9))
+        for seed in range(2)
+    ]
+    table = summary_table(pd.DataFrame(rows))
+    assert table["scenario"].tolist() == ["class_incremental", "task_incremental"]
+    assert table["acc"].tolist() == pytest.approx([0.205, 0.905])

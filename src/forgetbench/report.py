@@ -23,6 +23,7 @@ CONFIG_COLUMNS = {
     "batch_size": "train.batch_size",
     "epochs": "train.epochs",
     "learning_rate": "optimizer.learning_rate",
+    "scenario": "eval.scenario",
 }
 STRATEGY_ORDER = ["sequential", "replay", "ewc", "cross_shard", "joint"]
 METRICS = ["acc", "forgetting", "bwt", "fwt"]

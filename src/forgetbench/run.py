@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.eval import metrics
-from forgetbench.eval.evaluator import Evaluator
+from forgetbench.eval.evaluator import Evaluator, task_classes
 from forgetbench.plots.curves import plot_shard_curves
 from forgetbench.plots.style import save_figure
 from forgetbench.results.io import read_json, to_jsonable, write_json, write_with
@@ -175,7 +175,11 @@ def build_trainer(cfg: DictConfig):
         model=model,
         strategy=strategy,
         phases=phases,
-        evaluator=Evaluator(dataset.heldout, batch_size=int(cfg.eval.batch_size)),
+        evaluator=Evaluator(
+            dataset.heldout,
+            batch_size=int(cfg.eval.batch_size),
+            task_classes=task_classes(dataset, cfg.eval.scenario),
+        ),
         epochs=epochs,
         every_samples=int(cfg.eval.every_samples),
         boundaries=boundaries,

@@ -35,9 +35,19 @@ class ShardDataset:
                 f"Held-out folder {self.heldout.folder}: expected feature shape "
                 f"{self.train.feature_shape}. Received {self.heldout.feature_shape}"
             )
-        top = max(self.train.classes + self.heldout.classes)
-        if top >= self.num_classes:
-            raise ShardFormatError(
-                f"Dataset '{self.name}': expected labels below num_classes={self.num_classes}. "
-                f"Received label {top}"
-            )
+        check_labels_below(self.num_classes, self.train, self.heldout)
+
+
+def check_labels_below(num_classes: int, *stores: ShardStore) -> None:
+    """Checks that every label of every shard of ``stores`` is below ``num_classes``.
+
+    Raises:
+        ShardFormatError: naming the first shard file holding a label out of range.
+    """
+    for store in stores:
+        for shard in store.shards:
+            if shard.classes and shard.classes[-1] >= num_classes:
+                raise ShardFormatError(
+                    f"Labels in {shard.source}: expected class ids below num_classes="
+                    f"{num_classes}. Received label {shard.classes[-1]}"
+                )

@@ -19,6 +19,7 @@ import numpy as np
 from forgetbench.results.io import atomic_path, read_json, write_json
 
 CACHE_VERSION = 1
+CACHE_FOLDER = ".forgetbench_cache"  # converted members, beside the shards by default
 STATS_CHUNK_BYTES = 64 * 2**20
 
 
@@ -72,7 +73,8 @@ def discover_shards(folder: Path, feature_key: str, label_key: str) -> dict[str,
     return found
 
 
-def _source_stamp(paths: list[Path]) -> list[list]:
+def source_stamp(paths: list[Path]) -> list[list]:
+    """Name, size and modification time of each file: changes when a file is rewritten."""
     return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
 
 
@@ -109,7 +111,8 @@ def open_npy(path: Path, source: Path) -> np.ndarray:
         ) from exc
 
 
-def _chunk_rows(array: np.ndarray) -> int:
+def chunk_rows(array: np.ndarray) -> int:
+    """Rows of ``array`` per chunk of about ``STATS_CHUNK_BYTES`` (chunked passes over a map)."""
     row_bytes = max(1, int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize)
     return max(1, STATS_CHUNK_BYTES // row_bytes)
 
@@ -125,7 +128,7 @@ def _label_stats(labels: np.ndarray, source: Path, label_key: str) -> tuple[int,
             f"Received dtype {labels.dtype}"
         )
     classes: set[int] = set()
-    step = _chunk_rows(labels)
+    step = chunk_rows(labels)
     for start in range(0, len(labels), step):
         classes.update(np.unique(labels[start : start + step]).tolist())
     if classes and min(classes) < 0:
@@ -139,7 +142,7 @@ def _label_stats(labels: np.ndarray, source: Path, label_key: str) -> tuple[int,
 def _all_finite(features: np.ndarray) -> bool:
     if not np.issubdtype(features.dtype, np.floating):
         return True
-    step = _chunk_rows(features)
+    step = chunk_rows(features)
     return all(
         np.isfinite(features[start : start + step]).all() for start in range(0, len(features), step)
     )
@@ -204,7 +207,7 @@ def prepare_shard(
     stamp = {
         "version": CACHE_VERSION,
         "keys": [feature_key, label_key],
-        "source": _source_stamp(stamped),
+        "source": source_stamp(stamped),
     }
     if meta_path.exists():
         meta = read_json(meta_path)
@@ -257,6 +260,12 @@ def check_consistent(shards: list[ShardFiles], allow_nonfinite: bool = False) ->
                 f"Shard {shard.source}: expected finite features. Received NaN or infinite "
                 "values (set data.allow_nonfinite=true to accept them)."
             )
+
+
+def source_files(shard: ShardFiles) -> list[Path]:
+    """The files a shard was read from: its ``.npz``, or its feature and label ``.npy``."""
+    source = Path(shard.source)
+    return [source] if source.suffix == ".npz" else [source, Path(shard.labels)]
 
 
 def shard_summary(shard: ShardFiles) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from forgetbench.data.shards import (
+    CACHE_FOLDER,
     ShardFiles,
     ShardFormatError,
     check_consistent,
@@ -50,7 +51,7 @@ class ShardStore:
                 f"Shard order names shards not in {self.folder}: {missing}. "
                 f"Expected names among {sorted(found)}"
             )
-        cache = Path(cache_dir) if cache_dir else self.folder / ".forgetbench_cache"
+        cache = Path(cache_dir) if cache_dir else self.folder / CACHE_FOLDER
         self.shards: list[ShardFiles] = [
             prepare_shard(name, found[name], cache, feature_key, label_key) for name in names
         ]

@@ -11,20 +11,14 @@ while one model that uses the context coordinate (an MLP) fits all shards jointl
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
-import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from forgetbench.data.cache import cached_folder, open_cached, write_shard
 from forgetbench.data.dataset import ShardDataset
-from forgetbench.data.store import ShardStore
-
-FEATURE_KEY = "array1"
-LABEL_KEY = "array2"
 
 
 def shard_sizes(num_shards: int, samples_per_shard: int, size_jitter: float, rng) -> np.ndarray:
@@ -81,10 +75,9 @@ def write_synthetic(
     centres, normals, context = _geometry(num_shards, dim, drift, shift, rng)
     sizes = shard_sizes(num_shards, samples_per_shard, size_jitter, rng)
     for split, counts in (("train", sizes), ("heldout", [heldout_per_shard] * num_shards)):
-        (folder / split).mkdir(parents=True, exist_ok=True)
         for k, n in enumerate(counts):
             x, y = _sample(int(n), centres[k], normals[k], context, margin, context_noise, rng)
-            np.savez(folder / split / f"shard_{k:03d}.npz", **{FEATURE_KEY: x, LABEL_KEY: y})
+            write_shard(folder / split / f"shard_{k:03d}.npz", x, y)
 
 
 def build_synthetic(
@@ -104,8 +97,8 @@ def build_synthetic(
 ) -> ShardDataset:
     """Builds (or reuses from the cache) the drifting synthetic shards.
 
-    The files are cached under ``cache_dir`` in a folder named by a hash of the parameters;
-    building is atomic, so concurrent runs never see half-written shards.
+    The files are cached under ``cache_dir`` in a folder named by a hash of the parameters
+    (:func:`forgetbench.data.cache.cached_folder`).
 
     Args:
         cache_dir: Root folder of the data cache.
@@ -135,23 +128,5 @@ def build_synthetic(
         "size_jitter": size_jitter,
         "seed": seed,
     }
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    folder = Path(cache_dir) / f"synthetic-{digest}"
-    if not (folder / "params.json").exists():
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=cache_dir))
-        try:
-            write_synthetic(tmp, **params)
-            (tmp / "params.json").write_text(json.dumps(params, indent=2))
-            os.rename(tmp, folder)
-        except OSError:
-            if not (folder / "params.json").exists():
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return ShardDataset(
-        name=name,
-        train=ShardStore(folder / "train", feature_key=FEATURE_KEY, label_key=LABEL_KEY),
-        heldout=ShardStore(folder / "heldout", feature_key=FEATURE_KEY, label_key=LABEL_KEY),
-        num_classes=2,
-    )
+    folder = cached_folder(cache_dir, "synthetic", params, partial(write_synthetic, **params))
+    return open_cached(folder, name, num_classes=2)

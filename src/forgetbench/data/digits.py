@@ -1,0 +1,158 @@
+"""scikit-learn's handwritten digits as split, permuted and rotated shards.
+
+The 1797 digits ship with scikit-learn (nothing is downloaded). Features are the 8x8 images,
+row-major, as 64 values scaled to [0, 1]; labels are the digits 0-9 (``num_classes`` is 10 for
+every variant, so one head covers all shards).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import partial
+
+import numpy as np
+from scipy import ndimage
+from sklearn.datasets import load_digits
+
+from forgetbench.data.cache import cached_folder, open_cached
+from forgetbench.data.dataset import ShardDataset
+from forgetbench.data.scenarios import (
+    class_groups,
+    write_class_incremental,
+    write_domain_incremental,
+)
+
+NUM_CLASSES = 10
+IMAGE_SIDE = 8
+
+
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 1797 digits: features ``(n, 64)`` float32 in [0, 1], labels int64."""
+    digits = load_digits()
+    return (digits.data / 16.0).astype(np.float32), digits.target.astype(np.int64)
+
+
+def pixel_permutations(num_shards: int, identity_first: bool, seed: int) -> np.ndarray:
+    """One fixed pixel permutation per shard, ``(num_shards, 64)``.
+
+    The first is the identity when ``identity_first``.
+    """
+    rng = np.random.default_rng(seed)
+    size = IMAGE_SIDE * IMAGE_SIDE
+    perms = np.stack([rng.permutation(size) for _ in range(num_shards)])
+    if identity_first and num_shards:
+        perms[0] = np.arange(size)
+    return perms
+
+
+def rotate(features: np.ndarray, angle: float) -> np.ndarray:
+    """Rotates flat 8x8 images by ``angle`` degrees about their centre (bilinear, zero fill)."""
+    images = features.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+    turned = ndimage.rotate(images, angle, axes=(2, 1), reshape=False, order=1, cval=0.0)
+    return turned.reshape(len(features), -1).astype(np.float32)
+
+
+def _build(cache_dir, prefix: str, name: str, params: dict, write) -> ShardDataset:
+    folder = cached_folder(cache_dir, prefix, params, lambda tmp: write(tmp, *digits_arrays()))
+    return open_cached(folder, name, NUM_CLASSES)
+
+
+def build_digits_split(
+    cache_dir: str | os.PathLike,
+    *,
+    name: str = "digits_split",
+    class_order: Sequence[int] = tuple(range(NUM_CLASSES)),
+    classes_per_shard: int = 2,
+    heldout_fraction: float = 0.2,
+    seed: int = 0,
+) -> ShardDataset:
+    """Class-incremental digits: shard ``k`` holds the ``k``-th group of ``class_order``.
+
+    Args:
+        cache_dir: Root folder of the data cache.
+        name: Dataset name in results.
+        class_order: Classes in the order they are met; split into consecutive groups.
+        classes_per_shard: Classes per shard (5 shards of 2 classes by default).
+        heldout_fraction: Fraction of each shard held out, stratified by class.
+        seed: Seed of the held-out split.
+    """
+    groups = class_groups(class_order, classes_per_shard, NUM_CLASSES)
+    params = {"groups": groups, "heldout_fraction": heldout_fraction, "seed": seed}
+    write = partial(
+        write_class_incremental, groups=groups, heldout_fraction=heldout_fraction, seed=seed
+    )
+    return _build(cache_dir, "digits_split", name, params, write)
+
+
+def build_digits_permuted(
+    cache_dir: str | os.PathLike,
+    *,
+    name: str = "digits_permuted",
+    num_shards: int = 5,
+    identity_first: bool = True,
+    heldout_fraction: float = 0.2,
+    seed: int = 0,
+) -> ShardDataset:
+    """Domain-incremental digits: shard ``k`` is every digit under pixel permutation ``k``.
+
+    Args:
+        cache_dir: Root folder of the data cache.
+        name: Dataset name in results.
+        num_shards: Number of shards (permutations).
+        identity_first: Whether the first shard keeps the original pixel order.
+        heldout_fraction: Fraction held out (one stratified split shared by all shards).
+        seed: Seed of the permutations and of the held-out split.
+    """
+    if num_shards < 1:
+        raise ValueError(f"data.num_shards: expected an integer >= 1. Received: {num_shards}")
+    perms = pixel_permutations(num_shards, identity_first, seed)
+    params = {
+        "num_shards": num_shards,
+        "identity_first": identity_first,
+        "heldout_fraction": heldout_fraction,
+        "seed": seed,
+    }
+    transforms = [partial(_permute, perm=perm) for perm in perms]
+    write = partial(
+        write_domain_incremental,
+        transforms=transforms,
+        heldout_fraction=heldout_fraction,
+        seed=seed,
+    )
+    return _build(cache_dir, "digits_permuted", name, params, write)
+
+
+def build_digits_rotated(
+    cache_dir: str | os.PathLike,
+    *,
+    name: str = "digits_rotated",
+    angles: Sequence[float] = (0.0, 45.0, 90.0, 135.0, 180.0),
+    heldout_fraction: float = 0.2,
+    seed: int = 0,
+) -> ShardDataset:
+    """Domain-incremental digits: shard ``k`` is every digit rotated by ``angles[k]`` degrees.
+
+    Args:
+        cache_dir: Root folder of the data cache.
+        name: Dataset name in results.
+        angles: Rotation of each shard, in degrees (counter-clockwise).
+        heldout_fraction: Fraction held out (one stratified split shared by all shards).
+        seed: Seed of the held-out split.
+    """
+    angles = [float(a) for a in angles]
+    if not angles:
+        raise ValueError("data.angles: expected at least one angle. Received: []")
+    params = {"angles": angles, "heldout_fraction": heldout_fraction, "seed": seed}
+    transforms = [partial(rotate, angle=angle) for angle in angles]
+    write = partial(
+        write_domain_incremental,
+        transforms=transforms,
+        heldout_fraction=heldout_fraction,
+        seed=seed,
+    )
+    return _build(cache_dir, "digits_rotated", name, params, write)
+
+
+def _permute(features: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    return features[:, perm]

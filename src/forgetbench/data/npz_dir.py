@@ -1,0 +1,195 @@
+"""A user's folder of shard files (``.npz``, or ``.npy`` pairs) as a dataset.
+
+The held-out split of each shard is either read from a parallel folder holding shards of the same
+names (``heldout_dir``) or carved from the shard with a seeded fraction (``heldout_fraction``).
+A carve is written once into the data cache, in a folder named by a hash of the parameters and of
+the source files' sizes and modification times (a changed shard gives a new carve). It copies
+rows in chunks between memory maps, so memory does not grow with the folder's size.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from forgetbench.data.cache import FEATURE_KEY, LABEL_KEY, cached_folder
+from forgetbench.data.dataset import ShardDataset, check_labels_below
+from forgetbench.data.shards import (
+    ShardFormatError,
+    chunk_rows,
+    discover_shards,
+    source_files,
+    source_stamp,
+)
+from forgetbench.data.store import ShardStore
+
+SPLITS = ("train", "heldout")
+
+
+def build_npz_dir(
+    cache_dir: str | os.PathLike,
+    *,
+    path: str | os.PathLike,
+    name: str = "npz_dir",
+    feature_key: str = FEATURE_KEY,
+    label_key: str = LABEL_KEY,
+    order: list[str] | None = None,
+    heldout_fraction: float = 0.2,
+    heldout_dir: str | os.PathLike | None = None,
+    num_classes: int | None = None,
+    allow_nonfinite: bool = False,
+    seed: int = 0,
+) -> ShardDataset:
+    """Opens a folder of shards, with a held-out split per shard.
+
+    Args:
+        cache_dir: Root folder of the data cache (where a carved split goes).
+        path: Folder of ``NAME.npz`` files, or ``NAME.<feature_key>.npy`` and
+            ``NAME.<label_key>.npy`` pairs. Converted members go to ``path/.forgetbench_cache``.
+        name: Dataset name in results.
+        feature_key: Key (member name) of the features.
+        label_key: Key (member name) of the integer labels.
+        order: Shard names in training order; file-name order when ``None``.
+        heldout_fraction: Fraction of every shard carved out, uniformly at random, as its
+            held-out split (ignored when ``heldout_dir`` is given).
+        heldout_dir: Folder with a held-out shard of the same name for every training shard.
+        num_classes: Number of classes of the output layer; the largest label + 1 when ``None``.
+        allow_nonfinite: Accept NaN or infinite features instead of raising.
+        seed: Seed of the carve.
+
+    Raises:
+        ShardFormatError: naming the file and what was expected, for any bad shard.
+    """
+    options = {"feature_key": feature_key, "label_key": label_key}
+    options["allow_nonfinite"] = allow_nonfinite
+    order = None if order is None else list(order)
+    train = ShardStore(Path(path).expanduser(), order=order, **options)
+    if num_classes is not None:  # before any carve, so that errors name the user's files
+        check_labels_below(int(num_classes), train)
+    if heldout_dir is None:
+        train, heldout = carve_heldout(
+            train, cache_dir, fraction=heldout_fraction, seed=seed, **options
+        )
+    else:
+        heldout = open_heldout_dir(train, Path(heldout_dir).expanduser(), **options)
+    if num_classes is None:
+        num_classes = max(train.classes + heldout.classes) + 1
+    return ShardDataset(name=name, train=train, heldout=heldout, num_classes=int(num_classes))
+
+
+def open_heldout_dir(
+    train: ShardStore, heldout_dir: Path, *, feature_key: str, label_key: str, **options
+) -> ShardStore:
+    """Opens the held-out shards of ``train``'s shards, in the same order, from ``heldout_dir``.
+
+    Args:
+        train: The training shards.
+        heldout_dir: Folder holding a shard of the same name for every training shard.
+        feature_key: Key (member name) of the features.
+        label_key: Key (member name) of the labels.
+        **options: Further :class:`ShardStore` arguments (``allow_nonfinite``).
+
+    Raises:
+        ShardFormatError: naming the shards missing from ``heldout_dir``, or held out there
+            without a training shard.
+    """
+    held = discover_shards(heldout_dir, feature_key, label_key)
+    missing = [name for name in train.names if name not in held]
+    unknown = sorted(set(held) - set(discover_shards(train.folder, feature_key, label_key)))
+    if missing or unknown:
+        raise ShardFormatError(
+            f"Held-out folder {heldout_dir}: expected one shard per training shard of "
+            f"{train.folder}, with the same names. Received: missing {missing}, no training "
+            f"shard for {unknown}"
+        )
+    keys = {"feature_key": feature_key, "label_key": label_key}
+    return ShardStore(heldout_dir, order=train.names, **keys, **options)
+
+
+def heldout_count(n: int, fraction: float, source: str) -> int:
+    """Held-out samples carved from a shard of ``n``: ``fraction * n`` rounded, at least 1.
+
+    Raises:
+        ValueError: if ``fraction`` is not strictly between 0 and 1.
+        ShardFormatError: if no training sample would be left.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(
+            f"data.heldout_fraction: expected a number in (0, 1). Received: {fraction}"
+        )
+    count = max(1, int(n * fraction + 0.5))
+    if count >= n:
+        raise ShardFormatError(
+            f"Shard {source}: expected at least 2 samples to carve a held-out split "
+            f"(heldout_fraction={fraction}). Received {n}"
+        )
+    return count
+
+
+def carve_heldout(
+    store: ShardStore,
+    cache_dir: str | os.PathLike,
+    *,
+    fraction: float,
+    seed: int,
+    feature_key: str,
+    label_key: str,
+    allow_nonfinite: bool = False,
+) -> tuple[ShardStore, ShardStore]:
+    """Splits every shard of ``store`` into a training and a held-out shard in the data cache.
+
+    Each shard's held-out rows are drawn by a generator seeded with ``seed`` and the shard's
+    name, so a shard's split does not depend on the other shards or their order.
+
+    Args:
+        store: The shards to split.
+        cache_dir: Root folder of the data cache.
+        fraction: Fraction of every shard held out.
+        seed: Seed of the carve.
+        feature_key: Key of the features ``store`` was read with.
+        label_key: Key of the labels ``store`` was read with.
+        allow_nonfinite: Accept NaN or infinite features instead of raising.
+
+    Returns:
+        The training and held-out stores, ``.npy`` pairs with keys ``array1`` and ``array2``.
+    """
+    counts = [heldout_count(s.n, fraction, s.source) for s in store.shards]
+    params = {
+        "source": str(store.folder.resolve()),
+        "files": [source_stamp(source_files(s)) for s in store.shards],
+        "keys": [feature_key, label_key],
+        "heldout_fraction": fraction,
+        "seed": seed,
+    }
+
+    def write(folder: Path) -> None:
+        for k, (shard, count) in enumerate(zip(store.shards, counts, strict=True)):
+            rng = np.random.default_rng([seed, zlib.crc32(shard.name.encode())])
+            held = np.sort(rng.choice(shard.n, size=count, replace=False))
+            kept = np.setdiff1d(np.arange(shard.n), held, assume_unique=True)
+            for split, rows in (("train", kept), ("heldout", held)):
+                for source, key in ((store.features[k], FEATURE_KEY), (store.labels[k], LABEL_KEY)):
+                    copy_rows(source, rows, folder / split / f"{shard.name}.{key}.npy")
+
+    folder = cached_folder(cache_dir, "npz_dir", params, write)
+    train, heldout = (
+        ShardStore(folder / split, order=store.names, allow_nonfinite=allow_nonfinite)
+        for split in SPLITS
+    )
+    return train, heldout
+
+
+def copy_rows(source: np.ndarray, rows: np.ndarray, dest: Path) -> None:
+    """Writes ``source[rows]`` (sorted rows) to the ``.npy`` file ``dest``, a chunk at a time."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    out = np.lib.format.open_memmap(
+        dest, mode="w+", dtype=source.dtype, shape=(len(rows), *source.shape[1:])
+    )
+    step = chunk_rows(source)
+    for start in range(0, len(rows), step):
+        out[start : start + step] = source[rows[start : start + step]]
+    out.flush()
+    del out

@@ -1,0 +1,62 @@
+import keras
+import numpy as np
+import pytest
+
+from forgetbench.data.dataset import ShardDataset
+from forgetbench.data.store import ShardStore
+from forgetbench.eval.evaluator import Evaluator, task_classes
+
+# Two shards of two classes each; the identity network outputs the features as logits.
+HELDOUT = {
+    "s0": ([[3.0, 1.0, 0.0, 0.0], [0.0, 2.0, 0.0, 5.0]], [0, 1]),
+    "s1": ([[9.0, 0.0, 2.0, 1.0], [0.0, 0.0, 1.0, 2.0], [0.0, 8.0, 1.0, 0.5]], [2, 3, 2]),
+}
+
+
+def store(folder):
+    folder.mkdir()
+    for name, (x, y) in HELDOUT.items():
+        np.savez(folder / f"{name}.npz", array1=np.array(x, np.float32), array2=np.array(y))
+    return ShardStore(folder)
+
+
+def identity_net():
+    net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, use_bias=False)])
+    net.layers[0].set_weights([np.eye(4, dtype=np.float32)])
+    return net
+
+
+def cross_entropy(logits, label):
+    logits = np.asarray(logits, np.float64)
+    return np.log(np.exp(logits).sum()) - logits[label]
+
+
+def test_task_incremental_masks_other_classes(tmp_path, keras_session):
+    heldout = store(tmp_path / "held")
+    net = identity_net()
+    # Batches of 2 leave a padded last batch.
+    plain = Evaluator(heldout, batch_size=2)(net)
+    masked = Evaluator(heldout, batch_size=2, task_classes=[(0, 1), (2, 3)])(net)
+    assert [r["accuracy"] for r in plain] == [0.5, pytest.approx(1 / 3)]
+    assert [r["accuracy"] for r in masked] == [1.0, 1.0]
+    x1, _ = HELDOUT["s1"]
+    expected = np.mean(
+        [cross_entropy(x1[0][2:], 0), cross_entropy(x1[1][2:], 1), cross_entropy(x1[2][2:], 0)]
+    )
+    assert masked[1]["loss"] == pytest.approx(expected, rel=1e-5)
+    assert plain[1]["loss"] == pytest.approx(
+        np.mean([cross_entropy(x, y) for x, y in zip(*HELDOUT["s1"], strict=True)]), rel=1e-5
+    )
+    assert masked[0]["loss"] == pytest.approx(
+        np.mean([cross_entropy([3.0, 1.0], 0), cross_entropy([0.0, 2.0], 1)]), rel=1e-5
+    )
+    assert [r["n_eval"] for r in masked] == [2, 3]
+
+
+def test_task_classes_from_the_dataset(tmp_path):
+    heldout = store(tmp_path / "held")
+    dataset = ShardDataset("d", train=heldout, heldout=heldout, num_classes=4)
+    assert task_classes(dataset, "class_incremental") is None
+    assert task_classes(dataset, "task_incremental") == [(0, 1), (2, 3)]
+    with pytest.raises(ValueError, match=r"eval.scenario='multi_head'. Expected one of"):
+        task_classes(dataset, "multi_head")
