@@ -78,3 +78,29 @@ def test_accuracy_matrix_read_at_boundaries():
 )
 def test_forgetting_onset(acc, start, delta, patience, expected):
     assert metrics.forgetting_onset(np.array(acc), start, delta, patience) == expected
+
+
+# Curves: 5 evaluation points x 2 shards; phase 0 ends at point 2, phase 1 at point 4.
+SEEN = np.array([0, 50, 100, 150, 200])
+CURVE = np.array([[0.5, 0.5], [0.8, 0.4], [0.9, 0.3], [0.6, 0.7], [0.7, 0.95]])
+
+
+def test_min_and_worst_case_accuracy():
+    min_acc = metrics.min_accuracy(CURVE, np.array([2, 4]))
+    assert min_acc == pytest.approx(0.6)  # shard 0 after point 2: min(0.9, 0.6, 0.7)
+    r = np.array([[0.9, 0.3], [0.7, 0.95]])
+    assert metrics.worst_case_accuracy(r, min_acc) == pytest.approx(0.95 / 2 + 0.5 * 0.6)
+    assert np.isnan(metrics.min_accuracy(CURVE[:, :1], np.array([2])))
+    assert metrics.worst_case_accuracy(np.array([[0.8]]), float("nan")) == pytest.approx(0.8)
+
+
+def test_accuracy_auc_trapezoid_normalised():
+    mean = CURVE.mean(axis=1)  # 0.5, 0.6, 0.6, 0.65, 0.825
+    area = 50 * ((0.5 + 0.6) + (0.6 + 0.6) + (0.6 + 0.65) + (0.65 + 0.825)) / 2
+    assert metrics.accuracy_auc(SEEN, CURVE) == pytest.approx(area / 200)
+    assert mean[0] == 0.5
+    assert np.isnan(metrics.accuracy_auc(SEEN[:1], CURVE[:1]))
+
+
+def test_forgetting_since_learned_is_minus_bwt():
+    assert metrics.forgetting_since_learned(R) == pytest.approx(-metrics.backward_transfer(R))

@@ -20,8 +20,8 @@ import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from forgetbench.eval import metrics
 from forgetbench.eval.evaluator import Evaluator, task_classes
+from forgetbench.eval.summary import summarise
 from forgetbench.plots.curves import plot_shard_curves
 from forgetbench.plots.style import save_figure
 from forgetbench.results.io import read_json, to_jsonable, write_json, write_with
@@ -83,45 +83,6 @@ def _phase_spans(phases, boundaries: np.ndarray, total: int) -> list[dict]:
         }
         for p, s, e in zip(phases, starts, ends, strict=True)
     ]
-
-
-def _onsets(curves: pd.DataFrame, boundaries: np.ndarray, delta: float, patience: int):
-    points = curves[["step", "samples_seen"]].drop_duplicates("samples_seen")
-    points = points.sort_values("samples_seen").reset_index(drop=True)
-    wide = curves.pivot_table(index="samples_seen", columns="eval_shard", values="accuracy")
-    seen = wide.index.to_numpy()
-    onsets = []
-    for j, boundary in enumerate(boundaries):
-        start = int(np.searchsorted(seen, boundary, side="left"))
-        t = metrics.forgetting_onset(wide[j].to_numpy(), start, delta, patience)
-        onsets.append(
-            {
-                "eval_shard": j,
-                "step": None if t is None else int(points.loc[t, "step"]),
-                "samples_seen": None if t is None else int(seen[t]),
-                "samples_to_forget": None if t is None else int(seen[t] - boundary),
-            }
-        )
-    return onsets
-
-
-def summarise(curves: pd.DataFrame, boundaries: np.ndarray, cfg: DictConfig) -> dict:
-    """Final metrics, accuracy matrix and forgetting onsets of a run's curves."""
-    R, b = metrics.accuracy_matrix(curves, boundaries)
-    return {
-        "metrics": {
-            "acc": metrics.average_accuracy(R),
-            "bwt": metrics.backward_transfer(R),
-            "fwt": metrics.forward_transfer(R, b),
-            "forgetting": metrics.forgetting(R),
-        },
-        "accuracy_matrix": R.tolist(),
-        "init_accuracy": b.tolist(),
-        "boundaries": boundaries.tolist(),
-        "onset": _onsets(
-            curves, boundaries, float(cfg.eval.onset_delta), int(cfg.eval.onset_patience)
-        ),
-    }
 
 
 def _seed_everything(seed: int) -> None:
@@ -246,7 +207,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         "status": "completed" if trainer.diverged is None else "diverged",
         **identity,
         **(
-            summarise(curves, trainer.boundaries, cfg)
+            summarise(curves, trainer.boundaries, cfg.eval.onset_delta, cfg.eval.onset_patience)
             if trainer.diverged is None
             else {"diverged": trainer.diverged}
         ),

@@ -92,3 +92,48 @@ def forgetting_onset(accuracy: np.ndarray, start: int, delta: float, patience: i
         if accuracy[t] < threshold and np.all(accuracy[t + 1 : t + 1 + patience] < threshold):
             return t
     return None
+
+
+def forgetting_since_learned(R: np.ndarray) -> float:
+    """Forgetting measured from right after training: mean of ``R[j, j] - R[T-1, j]``, ``j < T-1``.
+
+    Equals ``-BWT``; kept under its own name because papers report it as "forgetting" too.
+    """
+    return -backward_transfer(R)
+
+
+def min_accuracy(curve: np.ndarray, learned: np.ndarray) -> float:
+    """min-ACC (De Lange et al. 2023): mean over earlier shards of their lowest later accuracy.
+
+    Args:
+        curve: Accuracy at every evaluation point (rows) on every shard (columns, ``T``).
+        learned: For each shard, the index of the evaluation point that ends its phase.
+
+    Returns:
+        Mean over shards ``j < T-1`` of ``min(curve[learned[j]:, j])``; NaN when ``T == 1``.
+    """
+    T = curve.shape[1]
+    if T < 2:
+        return float("nan")
+    return float(np.mean([curve[learned[j] :, j].min() for j in range(T - 1)]))
+
+
+def worst_case_accuracy(R: np.ndarray, min_acc: float) -> float:
+    """WC-ACC (De Lange et al. 2023): ``R[T-1, T-1] / T + (1 - 1/T) * min-ACC``."""
+    T = R.shape[0]
+    if T < 2:
+        return float(R[-1, -1])
+    return float(R[-1, -1] / T + (1 - 1 / T) * min_acc)
+
+
+def accuracy_auc(samples_seen: np.ndarray, curve: np.ndarray) -> float:
+    """Area under the average-accuracy curve, normalised by the samples seen (in [0, 1]).
+
+    The average over all shards at each evaluation point, integrated by the trapezoid rule over
+    ``samples_seen``; NaN when there is a single evaluation point.
+    """
+    if len(samples_seen) < 2 or samples_seen[-1] == samples_seen[0]:
+        return float("nan")
+    mean = curve.mean(axis=1)
+    area = np.sum((mean[1:] + mean[:-1]) / 2 * np.diff(samples_seen))
+    return float(area / (samples_seen[-1] - samples_seen[0]))
