@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -13,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from forgetbench.sweep import ERROR, record_failure  # noqa: E402
+from forgetbench.sweep import ERROR, record_failure, with_sweep_dir  # noqa: E402
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("forgetbench")
@@ -46,5 +47,11 @@ def main(cfg: DictConfig) -> None:
     print(f"[forgetbench] {summary['run_id']} {summary['status']}: {shown} -> {out_dir}")
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """Console entry point: names a multirun's folder from its overrides, then runs Hydra."""
+    sys.argv = [sys.argv[0], *with_sweep_dir(sys.argv[1:])]
     main()
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,15 +1,55 @@
-"""Sweep bookkeeping: failed jobs are recorded in their folder and listed when the sweep ends."""
+"""Sweep bookkeeping: folder names from overrides, progress, and failed jobs listed at the end."""
 
 from __future__ import annotations
 
+import hashlib
+import math
 import sys
 import traceback
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 ERROR = "error.txt"
+SUMMARY = "summary.json"
+NAME_EXCLUDED = ("hydra.", "hydra/", "train.verbose", "paths.")
+MAX_NAME = 120
+
+
+def sweep_name(overrides) -> str:
+    """A folder name for a sweep, made of its overrides, so the same sweep lands in one folder.
+
+    Hydra's own keys, ``train.verbose`` and ``paths.*`` are left out; ``/`` becomes ``-`` and
+    quotes are dropped; names
+    longer than 120 characters are cut and end with a hash of the whole.
+    """
+    kept = sorted(str(o) for o in overrides if not str(o).startswith(NAME_EXCLUDED))
+    name = "__".join(kept).replace("/", "-").replace("'", "").replace('"', "") or "default"
+    if len(name) > MAX_NAME:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+        name = f"{name[: MAX_NAME - 11]}-{digest}"
+    return name
+
+
+def with_sweep_dir(argv: list[str]) -> list[str]:
+    """Adds ``hydra.sweep.dir=results/sweeps/<sweep_name>`` to a multirun's command line.
+
+    Only when the command runs a multirun and sets no sweep folder itself. The folder is named
+    once, in the launching process, so every launcher's jobs land in the same folder, and
+    running the same sweep again resumes there.
+    """
+    if not {"-m", "--multirun"} & set(argv) or any(a.startswith("hydra.sweep.dir=") for a in argv):
+        return argv
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    return [*argv, f"hydra.sweep.dir='results/sweeps/{sweep_name(overrides)}'"]
+
+
+def count_jobs(overrides) -> int:
+    """Number of jobs a grid sweep over ``overrides`` launches."""
+    parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
+    return math.prod(len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in parsed)
 
 
 def record_failure(out_dir: Path, exc: BaseException) -> None:
@@ -28,7 +68,18 @@ def failed_jobs(sweep_dir: Path) -> list[tuple[Path, str]]:
 
 
 class SweepFailures(Callback):
-    """At the end of a multirun, lists failed jobs and exits non-zero if there are any."""
+    """Counts finished runs as jobs end; at the end, lists failed jobs and exits 1 if any."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        """Remembers how many jobs the sweep has."""
+        self.total = count_jobs(config.hydra.overrides.task)
+
+    def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
+        """Prints how many runs of the sweep have a summary so far."""
+        sweep_dir = Path(config.hydra.sweep.dir)
+        done = sum(1 for _ in sweep_dir.rglob(SUMMARY))
+        total = getattr(self, "total", None) or count_jobs(config.hydra.overrides.task)
+        print(f"[forgetbench] sweep {sweep_dir}: {done}/{total} runs finished", file=sys.stderr)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         """Prints the failed jobs and their errors; exits with status 1 if any failed."""
