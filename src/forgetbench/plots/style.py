@@ -44,9 +44,17 @@ RC = {
 
 @contextmanager
 def paper_style():
-    """Context in which figures get the paper style."""
+    """Context in which figures get the paper style.
+
+    Interactive mode is kept as it is at the end: a backend first set up inside the context
+    (Jupyter's inline backend turns it on) must not be turned off by restoring the rcParams.
+    """
     with plt.rc_context(RC):
-        yield
+        try:
+            yield
+        finally:
+            interactive = matplotlib.is_interactive()
+    matplotlib.interactive(interactive)
 
 
 def color(i: int) -> str:
