@@ -124,18 +124,18 @@ def test_metric_comparison_series_per_hue_and_given_axes():
 def test_accuracy_matrix_heatmap_is_annotated_on_a_given_axis():
     fig, ax = plt.subplots()
     assert plot_accuracy_matrix(matrices(("s",)), ax=ax) is fig
-    assert len(ax.images) == 1 and ax.images[0].get_array().shape == (3, 3)
+    (mesh,) = ax.collections
+    assert mesh.get_array().shape == (3, 3) and mesh.get_clim() == (0.0, 1.0)
     assert len(ax.texts) == 9 and ax.texts[0].get_text() == ".00"
-    assert ax.images[0].get_clim() == (0.0, 1.0)
     plain = plot_accuracy_matrix(matrices(("s",)), annotate=False)
     assert not plain.axes[0].texts
 
 
 def test_accuracy_matrices_share_one_colour_scale():
     fig = plot_accuracy_matrices(matrices(("a", "b", "c")))
-    heatmaps = [ax for ax in fig.axes if ax.images]
+    heatmaps = [ax for ax in fig.axes if ax.get_title()]
     assert len(heatmaps) == 3 and len(fig.axes) == 3 + 1  # and one colour bar
-    assert {ax.images[0].get_clim() for ax in heatmaps} == {(0.0, 1.0)}
+    assert {ax.collections[0].get_clim() for ax in heatmaps} == {(0.0, 1.0)}
     fig, axes = plt.subplots(1, 2)
     assert plot_accuracy_matrices(matrices(), axes=axes) is fig
     assert [ax.get_title() for ax in axes] == ["sequential", "joint"]

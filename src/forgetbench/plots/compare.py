@@ -7,7 +7,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from forgetbench.plots.style import DOUBLE_COLUMN, MUTED, color, marker, paper_style
+from forgetbench.plots.style import (
+    DOUBLE_COLUMN,
+    MUTED,
+    color,
+    legend_rows,
+    marker,
+    paper_style,
+)
 
 FIGURE_METRICS = ["acc", "forgetting", "bwt"]
 # Panel titles; the arrow says which direction is better.
@@ -91,7 +98,20 @@ def plot_metric_comparison(
             ax.grid(axis="x", color="0.92", lw=0.5)
             ax.set_axisbelow(True)
             ax.set_title(LABELS.get(metric, metric))
-        if hue:
+        axes[0].set_ylabel(by.replace("_", " "))
+        if hue and own and width < DOUBLE_COLUMN:  # narrow: the legend goes on top
+            handles, labels, ncol = legend_rows(
+                *axes[0].get_legend_handles_labels(), max_cols=int(width / 0.8)
+            )
+            axes[0].figure.legend(
+                handles,
+                labels,
+                title=hue.replace("_", " "),
+                loc="outside upper center",
+                ncol=ncol,
+                frameon=False,
+            )
+        elif hue:
             axes[-1].legend(
                 title=hue.replace("_", " "),
                 frameon=False,
