@@ -26,7 +26,7 @@ LABELS = {
     "min_acc": "min-ACC (↑)",
     "wc_acc": "WC-ACC (↑)",
     "acc_auc": "accuracy AUC (↑)",
-    "forgetting_last": "forgetting, last (↓)",
+    "forgetting_last": "forgetting since learned (↓)",
 }
 SIGNED = {"forgetting", "bwt", "fwt", "forgetting_last"}  # a zero line helps reading these
 

@@ -14,7 +14,7 @@ METRIC_LABELS = {
     "min_acc": "min-ACC",
     "wc_acc": "WC-ACC",
     "acc_auc": "ACC AUC",
-    "forgetting_last": "forgetting (last)",
+    "forgetting_last": "forgetting since learned",
 }
 LATEX_SPECIALS = {
     "\\": r"\textbackslash{}",
