@@ -70,3 +70,115 @@ class SignalAfterPhase:
 
     def summary(self):
         return {}
+
+
+def write_fake_run(folder: Path, strategy: str, seed: int, **extra) -> None:
+    """A hand-made finished run folder (3 shards, evaluation every 50 samples), no training."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    folder.mkdir(parents=True)
+    run_id = f"toy-{strategy}-weighted-seed{seed}"
+    boundaries = [100, 200, 300]
+    seen = np.arange(0, 301, 50)
+    rows = []
+    for j in range(3):
+        # Shard j rises while trained; sequential forgets it afterwards, mixing does not.
+        acc = np.clip(0.5 + (seen - 100 * j) / 200, 0.5, 0.9) if strategy == "joint" else None
+        if acc is None:
+            acc = np.where(seen >= 100 * (j + 1), 0.9, 0.5)
+            if strategy == "sequential":
+                acc = np.where(seen >= 100 * (j + 2) + 50 * seed, 0.3, acc)
+        for t, (s, a) in enumerate(zip(seen, acc, strict=True)):
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "dataset": "toy",
+                    "strategy": strategy,
+                    "remainder": "weighted",
+                    "seed": seed,
+                    "step": t * 5,
+                    "samples_seen": int(s),
+                    "epoch": 0,
+                    "train_shard": min(int(s) // 100, 2) if strategy == "sequential" else None,
+                    "eval_shard": j,
+                    "accuracy": float(a) + 0.01 * seed,
+                    "loss": 1.0 - float(a),
+                    "n_eval": 20,
+                }
+            )
+    curves = pd.DataFrame(rows)
+    curves["train_shard"] = curves["train_shard"].astype("Int64")
+    curves.to_parquet(folder / "curves.parquet", index=False)
+    wide = curves.pivot_table(index="samples_seen", columns="eval_shard", values="accuracy")
+    R = wide.loc[boundaries].to_numpy()
+    forgotten = strategy == "sequential"
+    onset = [
+        {
+            "eval_shard": j,
+            "step": None,
+            "samples_seen": 100 * (j + 2) + 50 * seed if forgotten and j == 0 else None,
+            "samples_to_forget": 100 + 50 * seed if forgotten and j == 0 else None,
+        }
+        for j in range(3)
+    ]
+    spans = [(0, 100, 0), (100, 200, 1), (200, 300, 2)]
+    summary = {
+        "status": "completed",
+        "run_id": run_id,
+        "dataset": "toy",
+        "strategy": strategy,
+        "remainder": "weighted",
+        "seed": seed,
+        "metrics": {
+            "acc": float(R[-1].mean()),
+            "bwt": float(np.mean([R[-1, j] - R[j, j] for j in range(2)])),
+            "fwt": 0.0,
+            "forgetting": float(np.mean([R[:2, j].max() - R[-1, j] for j in range(2)])),
+            **extra.pop("metrics", {}),
+        },
+        "accuracy_matrix": R.tolist(),
+        "init_accuracy": wide.iloc[0].tolist(),
+        "boundaries": boundaries,
+        "onset": onset,
+        "phases": [
+            {
+                "phase": p,
+                "train_shard": shard if strategy == "sequential" else None,
+                "start_samples": start,
+                "end_samples": end,
+            }
+            for p, (start, end, shard) in enumerate(spans)
+        ]
+        if strategy == "sequential"
+        else [{"phase": 0, "train_shard": None, "start_samples": 0, "end_samples": 300}],
+        "timing": {"train_seconds": 1.0, "samples_per_second": 300.0},
+        "config": {"seed": seed, "train": {"batch_size": 16, "epochs": 1}},
+        **extra,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+@pytest.fixture
+def fake_sweep(tmp_path):
+    """A sweep folder of hand-made runs: sequential and joint x seeds 0, 1; one diverged run,
+    one unfinished folder. The sequential runs also report ``min_acc``.
+    """
+    sweep = tmp_path / "sweep"
+    for strategy in ("sequential", "joint"):
+        for seed in (0, 1):
+            metrics = {"min_acc": 0.2 + 0.1 * seed} if strategy == "sequential" else {}
+            write_fake_run(sweep / f"{strategy}-{seed}", strategy, seed, metrics=metrics)
+    write_fake_run(sweep / "sequential-9", "sequential", 9)
+    diverged = sweep / "sequential-9" / "summary.json"
+    import json
+
+    data = json.loads(diverged.read_text())
+    data["status"] = "diverged"
+    for key in ("metrics", "accuracy_matrix", "onset"):
+        data.pop(key)
+    diverged.write_text(json.dumps(data))
+    (sweep / "unfinished" / ".hydra").mkdir(parents=True)
+    return sweep

@@ -38,7 +38,11 @@ def test_multirun_with_overrides_then_report(tmp_path):
     assert len(runs) == 2 and runs["acc"].between(0, 1).all()
     curves = pd.read_parquet(tmp_path / "report" / "curves.parquet")
     assert set(curves["strategy"]) == {"sequential", "cross_shard"}
-    for name in ("summary.csv", "summary.md", "strategies.png", "strategies.pdf"):
+    outputs = ["summary.csv", "summary.md", "summary.tex", "bands.parquet", "matrices.parquet"]
+    outputs += [
+        f"{f}.{e}" for f in ("strategies", "metrics", "matrices", "onsets") for e in ("pdf", "png")
+    ]
+    for name in outputs:
         assert (tmp_path / "report" / name).stat().st_size > 0
 
     # Running the same sweep again skips the finished runs.

@@ -1,8 +1,23 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from forgetbench.report import markdown, mean_ci, summary_table
+from forgetbench.report import (
+    GROUP,
+    TABLES,
+    find_runs,
+    latex,
+    load_tables,
+    markdown,
+    mean_ci,
+    report,
+    runs_table,
+    summary_table,
+)
+from forgetbench.results import aggregate
+from forgetbench.results.tables import latex_escape
 
 
 def test_mean_ci_is_student_t_interval():
@@ -68,3 +83,117 @@ def test_evaluation_scenario_splits_the_summary_when_it_varies():
     table = summary_table(pd.DataFrame(rows))
     assert table["scenario"].tolist() == ["class_incremental", "task_incremental"]
     assert table["acc"].tolist() == pytest.approx([0.205, 0.905])
+
+
+def test_latex_table_is_booktabs_with_mean_pm_ci():
+    table = pd.DataFrame(
+        {
+            "dataset": ["toy", "toy"],
+            "strategy": ["cross_shard", "joint"],
+            "seeds": [3, 1],
+            "acc": [0.9, 0.95],
+            "acc_ci95": [0.0123, float("nan")],
+            "bwt": [-0.25, float("nan")],
+            "bwt_ci95": [0.05, float("nan")],
+        }
+    )
+    assert latex(table) == (
+        "% mean $\\pm$ 95% Student-t confidence interval over seeds; "
+        "needs \\usepackage{booktabs}\n"
+        "\\begin{tabular}{llrcc}\n"
+        "\\toprule\n"
+        "dataset & strategy & seeds & ACC & BWT \\\\\n"
+        "\\midrule\n"
+        "toy & cross\\_shard & 3 & $0.900 \\pm 0.012$ & $-0.250 \\pm 0.050$ \\\\\n"
+        "toy & joint & 1 & $0.950$ & -- \\\\\n"
+        "\\bottomrule\n"
+        "\\end{tabular}\n"
+    )
+    assert latex_escape("a_b & 50% {x}") == "a\\_b \\& 50\\% \\{x\\}"
+
+
+def test_runs_table_keeps_metric_keys_only_when_some_run_has_them(fake_sweep):
+    complete, incomplete = find_runs([fake_sweep])
+    assert [p.name for p in incomplete] == ["unfinished"]
+    runs, _ = runs_table(complete)
+    assert "min_acc" in runs and "wc_acc" not in runs
+    by_run = runs.set_index(runs["path"].map(lambda p: Path(p).name))
+    assert by_run.loc["sequential-1", "min_acc"] == pytest.approx(0.3)
+    assert np.isnan(by_run.loc["joint-0", "min_acc"])  # older run without the key
+    assert np.isnan(by_run.loc["sequential-9", "acc"])  # diverged: no metrics
+    table = summary_table(runs[runs.status == "completed"])
+    joint = table.set_index("strategy").loc["joint"]
+    assert np.isnan(joint["min_acc"]) and joint["seeds"] == 2
+    assert "n/a" in markdown(table) and " -- " in latex(table)
+
+
+def _runs(*rows):
+    return pd.DataFrame(
+        [{"run_id": r, "dataset": "d", "strategy": s, "remainder": "w"} for r, s in rows]
+    )
+
+
+def test_curve_bands_average_seeds_on_the_union_of_their_points():
+    curves = pd.DataFrame(
+        {
+            "run_id": ["a"] * 3 + ["b"] * 2,
+            "eval_shard": 0,
+            "samples_seen": [0, 50, 100, 0, 100],
+            "accuracy": [0.2, 0.4, 0.6, 0.4, 0.8],
+        }
+    )
+    bands = aggregate.curve_bands(curves, _runs(("a", "s"), ("b", "s")), GROUP)
+    assert bands["samples_seen"].tolist() == [0, 50, 100]
+    assert bands["accuracy"].tolist() == pytest.approx([0.3, 0.5, 0.7])  # b at 50: 0.6
+    assert bands["low"].tolist() == pytest.approx([0.2, 0.4, 0.6])
+    assert bands["high"].tolist() == pytest.approx([0.4, 0.6, 0.8])
+    assert bands["seeds"].tolist() == [2, 2, 2]
+
+
+def test_matrices_onsets_and_phases_tables():
+    runs = _runs(("a", "sequential"), ("b", "sequential"))
+    base = {"boundaries": [10, 20], "phases": [{"phase": 0, "train_shard": 0, "start_samples": 0,
+                                                "end_samples": 10}]}  # fmt: skip
+    summaries = [
+        {**base, "run_id": "a", "seed": 0, "accuracy_matrix": [[0.8, 0.1], [0.4, 0.9]],
+         "onset": [{"eval_shard": 0, "samples_seen": 15, "samples_to_forget": 5},
+                   {"eval_shard": 1, "samples_seen": None, "samples_to_forget": None}]},
+        {**base, "run_id": "b", "seed": 1, "accuracy_matrix": [[0.6, 0.3], [0.2, 0.7]],
+         "onset": [{"eval_shard": 0, "samples_seen": None, "samples_to_forget": None},
+                   {"eval_shard": 1, "samples_seen": None, "samples_to_forget": None}]},
+    ]  # fmt: skip
+    matrices = aggregate.matrices_table(summaries, runs, GROUP)
+    assert matrices["accuracy"].tolist() == pytest.approx([0.7, 0.2, 0.3, 0.8])
+    assert matrices[["phase", "eval_shard"]].values.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    onsets = aggregate.onsets_table(summaries, runs, GROUP)
+    assert onsets["eval_shard"].tolist() == [0, 0]  # shard 1 ends the run: no onset to observe
+    assert onsets["forgotten"].tolist() == [True, False]
+    assert onsets["samples_seen"].iloc[0] == 15 and np.isnan(onsets["samples_seen"].iloc[1])
+    summary = aggregate.onset_summary(onsets, GROUP)
+    assert summary[["samples_seen", "forgotten", "seeds"]].values.tolist() == [[15, 1, 2]]
+    phases = aggregate.phases_table(summaries, runs, GROUP)
+    assert len(phases) == 1 and phases["train_shard"].tolist() == [0]
+
+
+def test_report_writes_every_table_and_figure(fake_sweep, tmp_path, capsys):
+    out = tmp_path / "report"
+    table = report([fake_sweep], out, figure_copy=tmp_path / "copy" / "fig")
+    printed = capsys.readouterr().out
+    assert "ignoring incomplete run" in printed and "unfinished" in printed
+    assert "diverged run, left out" in printed and "sequential-9" in printed
+    assert table["strategy"].tolist() == ["sequential", "joint"]
+    for name in ("runs.csv", "summary.csv", "summary.md", "summary.tex"):
+        assert (out / name).stat().st_size > 0
+    for name in ("strategies", "metrics", "matrices", "onsets"):
+        assert (out / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "copy" / "fig.png").exists()
+    tables = load_tables(out)
+    assert set(tables) == set(TABLES)
+    assert len(tables["runs"]) == 5 and len(tables["summary"]) == 2
+    runs = tables["runs"]
+    assert set(tables["curves"]["run_id"]) == set(runs["run_id"][runs.status == "completed"])
+    assert tables["bands"]["seeds"].eq(2).all()
+    assert len(tables["matrices"]) == 2 * 9
+    assert tables["onsets"]["eval_shard"].max() == 1
+    pd.testing.assert_frame_equal(tables["summary"], table)

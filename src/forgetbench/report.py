@@ -1,4 +1,4 @@
-"""``forgetbench-report``: aggregate run folders into tables and a comparison figure."""
+"""``forgetbench-report``: aggregate run folders into tables and paper-ready figures."""
 
 from __future__ import annotations
 
@@ -7,14 +7,21 @@ import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from forgetbench.plots.compare import plot_metric_comparison
+from forgetbench.plots.compare import FIGURE_METRICS, plot_metric_comparison
 from forgetbench.plots.curves import plot_strategy_panels
+from forgetbench.plots.heatmap import plot_accuracy_matrices
+from forgetbench.plots.onset import plot_onsets
 from forgetbench.plots.style import save_figure
+from forgetbench.results import aggregate
+from forgetbench.results.aggregate import STRATEGY_ORDER, mean_ci
 from forgetbench.results.io import read_json, write_with
+from forgetbench.results.tables import latex, markdown
 from forgetbench.run import CURVES, SUMMARY
+
+__all__ = ["latex", "load_tables", "make_figures", "markdown", "mean_ci", "report", "summary_table"]
 
 GROUP = ["dataset", "strategy", "remainder"]
 # Config values shown per run; those that vary within a report also split the summary table.
@@ -25,8 +32,11 @@ CONFIG_COLUMNS = {
     "learning_rate": "optimizer.learning_rate",
     "scenario": "eval.scenario",
 }
-STRATEGY_ORDER = ["sequential", "replay", "ewc", "cross_shard", "joint"]
-METRICS = ["acc", "forgetting", "bwt", "fwt"]
+# Per-run metrics from summary.json; a key no run has is left out of the tables (older runs
+# lack the later ones). Figures show FIGURE_METRICS only.
+METRICS = ["acc", "forgetting", "bwt", "fwt", "min_acc", "wc_acc", "acc_auc", "forgetting_last"]
+# The parquet tables of a report folder, enough to redraw every figure.
+TABLES = ["runs", "curves", "summary", "bands", "matrices", "onsets", "onset_summary", "phases"]
 
 
 def find_runs(roots: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -52,13 +62,18 @@ def runs_table(folders: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
                 **{k: s[k] for k in GROUP},
                 **{name: _select(s["config"], key) for name, key in CONFIG_COLUMNS.items()},
                 "seed": s["seed"],
-                **{k: s.get("metrics", {}).get(k) for k in METRICS},
+                **{k: (s.get("metrics") or {}).get(k) for k in METRICS},
                 "train_seconds": s["timing"]["train_seconds"],
                 "samples_per_second": s["timing"]["samples_per_second"],
                 "path": str(folder),
             }
         )
-    return pd.DataFrame(rows), summaries
+    present = {k for s in summaries for k in (s.get("metrics") or {})}
+    runs = pd.DataFrame(rows).drop(columns=[k for k in METRICS if k not in present])
+    for k in METRICS:
+        if k in runs:
+            runs[k] = pd.to_numeric(runs[k], errors="coerce").astype(float)
+    return runs, summaries
 
 
 def _select(config: dict, dotted: str):
@@ -73,107 +88,100 @@ def group_keys(runs: pd.DataFrame) -> list[str]:
     return [*GROUP, *varying]
 
 
-def mean_ci(values: pd.Series) -> tuple[float, float]:
-    """Mean and half-width of the 95% Student-t confidence interval (NaN for one value)."""
-    from scipy import stats
-
-    v = values.dropna().to_numpy(dtype=float)
-    if len(v) < 2:
-        return (float(v.mean()) if len(v) else float("nan")), float("nan")
-    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
-
-
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% CI over seeds of every metric, per (dataset, strategy, remainder)."""
-    rows = []
+    """Mean and 95% CI over seeds of every metric present, per ``group_keys(runs)``."""
+    return aggregate.summary_table(runs, group_keys(runs), METRICS)
+
+
+def report_tables(runs: pd.DataFrame, summaries: list[dict], curves: pd.DataFrame) -> dict:
+    """Every table of a report, keyed by file stem (see ``TABLES``).
+
+    Args:
+        runs: All finished runs (``runs_table``), diverged ones included.
+        summaries: Their ``summary.json`` contents, in the same order.
+        curves: The curves of the completed runs.
+    """
+    all_runs, completed = runs, (runs["status"] == "completed").to_numpy()
+    runs = runs[completed].reset_index(drop=True)
+    summaries = [s for s, ok in zip(summaries, completed, strict=True) if ok]
     keys = group_keys(runs)
-    for key, group in runs.groupby(keys, sort=True):
-        row = dict(zip(keys, key, strict=True))
-        row["seeds"] = len(group)
-        for metric in METRICS:
-            row[metric], row[f"{metric}_ci95"] = mean_ci(group[metric])
-        rows.append(row)
-    rank = {name: i for i, name in enumerate(STRATEGY_ORDER)}
-    table = pd.DataFrame(rows)
-    return table.sort_values(
-        "strategy", key=lambda s: s.map(rank), kind="stable", ignore_index=True
+    onsets = aggregate.onsets_table(summaries, runs, keys)
+    return {
+        "runs": all_runs,
+        "curves": curves,
+        "summary": summary_table(runs),
+        "bands": aggregate.curve_bands(curves, runs, keys),
+        "matrices": aggregate.matrices_table(summaries, runs, keys),
+        "onsets": onsets,
+        "onset_summary": aggregate.onset_summary(onsets, keys),
+        "phases": aggregate.phases_table(summaries, runs, keys),
+    }
+
+
+def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
+    """Reads a report folder's parquet tables back, keyed by file stem (see ``TABLES``)."""
+    return {name: pd.read_parquet(Path(folder) / f"{name}.parquet") for name in TABLES}
+
+
+def make_figures(tables: dict[str, pd.DataFrame]) -> dict[str, Figure]:
+    """The report's figures, drawn from its tables alone.
+
+    The per-strategy figures (curve panels with seed bands, accuracy matrices, onsets) are
+    drawn when nothing but the strategy varies: runs of different settings are not averaged
+    together. The metric comparison always is, against the last varying setting, one series
+    per value of the first.
+    """
+    summary = tables["summary"]
+    varying = [c for c in summary.columns[: summary.columns.get_loc("seeds")]]
+    varying = [c for c in varying if summary[c].nunique() > 1]
+    figures = {}
+    if varying in ([], ["strategy"]):
+        figures["strategies"] = plot_strategy_panels(
+            tables["bands"], phases=tables["phases"], onsets=tables["onset_summary"]
+        )
+        figures["matrices"] = plot_accuracy_matrices(tables["matrices"])
+        if len(tables["onsets"]):
+            figures["onsets"] = plot_onsets(tables["onsets"])
+    figures["metrics"] = plot_metric_comparison(
+        summary,
+        metrics=FIGURE_METRICS,
+        by=varying[-1] if varying else "strategy",
+        hue=varying[0] if len(varying) > 1 else None,
     )
-
-
-def markdown(table: pd.DataFrame) -> str:
-    """The summary table as Markdown, ``mean ± ci`` per metric."""
-    keys = [c for c in table.columns if c in GROUP or c in CONFIG_COLUMNS]
-    head = [*keys, "seeds", *METRICS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in table.itertuples(index=False):
-        r = row._asdict()
-        cells = [str(r[k]) for k in (*keys, "seeds")]
-        for metric in METRICS:
-            mean, ci = r[metric], r[f"{metric}_ci95"]
-            cells.append(
-                "n/a"
-                if np.isnan(mean)
-                else f"{mean:.3f}" + ("" if np.isnan(ci) else f" ± {ci:.3f}")
-            )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def figure_tables(summaries: list[dict], curves: pd.DataFrame):
-    """Seed-mean curves, phase spans and median onsets per strategy, for the comparison figure."""
-    mean_curves = (
-        curves.groupby(["strategy", "eval_shard", "samples_seen"], sort=False)["accuracy"]
-        .mean()
-        .reset_index()
-    )
-    phases = pd.concat(
-        [pd.DataFrame(s["phases"]).assign(strategy=s["strategy"]) for s in summaries]
-    ).drop_duplicates(["strategy", "phase"])
-    onsets = pd.concat([pd.DataFrame(s["onset"]).assign(strategy=s["strategy"]) for s in summaries])
-    onsets = (
-        onsets.dropna(subset=["samples_seen"])
-        .groupby(["strategy", "eval_shard"])["samples_seen"]
-        .median()
-        .reset_index()
-    )
-    return mean_curves, phases, onsets
+    return figures
 
 
 def write_figures(
-    table: pd.DataFrame,
-    summaries: list[dict],
-    curves: pd.DataFrame,
-    out: Path,
-    figure_copy: Path | None,
+    tables: dict[str, pd.DataFrame], out: Path, figure_copy: Path | None
 ) -> list[Path]:
-    """Writes the figures; ``figure_copy`` gets a copy of the first one.
-
-    Seed-mean curve panels per strategy are drawn when nothing but the strategy varies (curves
-    of different settings are not averaged together); the metric comparison always is, against
-    the last varying setting, one series per value of the first.
-    """
-    varying = [c for c in group_keys(table) if table[c].nunique() > 1]
-    figures = {}
-    if varying in ([], ["strategy"]):
-        mean_curves, phases, onsets = figure_tables(summaries, curves)
-        figures["strategies"] = plot_strategy_panels(mean_curves, phases=phases, onsets=onsets)
-    figures["metrics"] = plot_metric_comparison(
-        table,
-        metrics=["acc", "forgetting"],
-        x=varying[-1] if varying else "strategy",
-        hue=varying[0] if len(varying) > 1 else None,
-    )
+    """Saves every figure as PDF and PNG in ``out``; ``figure_copy`` gets the first one too."""
     written = []
-    for name, fig in figures.items():
+    for i, (name, fig) in enumerate(make_figures(tables).items()):
         written += save_figure(fig, out / name)
-        if figure_copy is not None and name == next(iter(figures)):
+        if figure_copy is not None and i == 0:
             written += save_figure(fig, figure_copy)
         plt.close(fig)
     return written
 
 
+def _write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:
+    for name in TABLES:
+        write_with(out / f"{name}.parquet", lambda p, t=tables[name]: t.to_parquet(p, index=False))
+    write_with(out / "runs.csv", lambda p: tables["runs"].to_csv(p, index=False))
+    summary = tables["summary"]
+    write_with(out / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    write_with(out / "summary.md", lambda p: p.write_text(markdown(summary)))
+    write_with(out / "summary.tex", lambda p: p.write_text(latex(summary)))
+
+
 def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.DataFrame:
-    """Writes runs, curves and summary tables and the comparison figure; returns the summary."""
+    """Writes every table and figure of the runs below ``roots`` into ``out``; returns the summary.
+
+    Args:
+        roots: Sweep or run folders, searched recursively.
+        out: The report folder.
+        figure_copy: Optional path stem that also gets the first figure (PDF and PNG).
+    """
     complete, incomplete = find_runs(roots)
     for folder in incomplete:
         print(f"[forgetbench-report] ignoring incomplete run (no {SUMMARY}): {folder}")
@@ -188,28 +196,25 @@ def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.
     runs = runs.iloc[order].reset_index(drop=True)
     complete = [complete[i] for i in order]
     summaries = [summaries[i] for i in order]
-    curves = pd.concat([pd.read_parquet(f / CURVES) for f in complete], ignore_index=True)
     diverged = runs[runs.status != "completed"]
     for row in diverged.itertuples():
         print(f"[forgetbench-report] {row.status} run, left out of the tables: {row.path}")
     completed = runs.status == "completed"
     if not completed.any():
         raise SystemExit(f"No run under {roots} completed; {len(diverged)} diverged.")
-    summaries = [s for s, ok in zip(summaries, completed, strict=True) if ok]
-    curves = curves[curves.run_id.isin(runs.run_id[completed])]
-    table = summary_table(runs[completed])
-    write_with(out / "runs.parquet", lambda p: runs.to_parquet(p, index=False))
-    write_with(out / "runs.csv", lambda p: runs.to_csv(p, index=False))
-    write_with(out / "curves.parquet", lambda p: curves.to_parquet(p, index=False))
-    write_with(out / "summary.csv", lambda p: table.to_csv(p, index=False))
-    write_with(out / "summary.md", lambda p: p.write_text(markdown(table)))
-    written = write_figures(table, summaries, curves, out, figure_copy)
-    print(markdown(table))
+    curves = pd.concat(
+        [pd.read_parquet(f / CURVES) for f, ok in zip(complete, completed, strict=True) if ok],
+        ignore_index=True,
+    )
+    tables = report_tables(runs, summaries, curves)
+    _write_tables(tables, out)
+    written = write_figures(tables, out, figure_copy)
+    print(markdown(tables["summary"]))
     print(
         f"[forgetbench-report] {len(complete)} runs -> tables in {out}; figures: "
         + ", ".join(str(p) for p in written)
     )
-    return table
+    return tables["summary"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -218,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("roots", nargs="+", type=Path, help="sweep or run folders")
     parser.add_argument("--out", type=Path, help="output folder (default: FIRST_ROOT/report)")
     parser.add_argument(
-        "--figure-copy", type=Path, help="also save the comparison figure at this path stem"
+        "--figure-copy", type=Path, help="also save the first figure at this path stem"
     )
     args = parser.parse_args(argv)
     report(args.roots, args.out or args.roots[0] / "report", args.figure_copy)

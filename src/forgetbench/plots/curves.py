@@ -1,12 +1,28 @@
-"""Per-shard accuracy curves over samples seen, with training spans and onset markers."""
+"""Per-shard accuracy curves over samples seen, with seed bands, training spans and onsets."""
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from forgetbench.plots.style import DOUBLE_COLUMN, SINGLE_COLUMN, color, paper_style
+from forgetbench.plots.style import (
+    BAND_ALPHA,
+    DOUBLE_COLUMN,
+    SAMPLES_FORMAT,
+    SINGLE_COLUMN,
+    SPAN_ALPHA,
+    color,
+    legend_rows,
+    paper_style,
+)
+
+XLABEL = "training samples seen"
+YLABEL = "held-out accuracy"
 
 
 def plot_shard_curves(
@@ -20,10 +36,12 @@ def plot_shard_curves(
     """Plots one accuracy line per evaluated shard against real samples seen.
 
     Args:
-        curves: Records with ``samples_seen``, ``eval_shard`` and ``accuracy``.
+        curves: Records with ``samples_seen``, ``eval_shard`` and ``accuracy``; with ``low``
+            and ``high`` columns too, the band between them is shaded (e.g. over seeds).
         phases: Optional rows ``train_shard, start_samples, end_samples``: shaded spans where
             each shard was trained (``train_shard`` null rows are not shaded).
-        onsets: Optional rows ``eval_shard, samples_seen``: forgetting onset markers.
+        onsets: Optional rows ``eval_shard, samples_seen``: forgetting onset markers (rows
+            with a null ``samples_seen`` are not drawn).
         title: Optional axis title.
         ax: Axis to draw on; a new single-column figure when ``None``.
 
@@ -39,11 +57,21 @@ def plot_shard_curves(
                     row.start_samples,
                     row.end_samples,
                     color=color(int(row.train_shard)),
-                    alpha=0.08,
+                    alpha=SPAN_ALPHA,
                     lw=0,
                 )
+        banded = {"low", "high"} <= set(curves.columns)
         for shard, group in curves.groupby("eval_shard", sort=True):
             group = group.sort_values("samples_seen")
+            if banded:
+                ax.fill_between(
+                    group["samples_seen"],
+                    group["low"],
+                    group["high"],
+                    color=color(int(shard)),
+                    alpha=BAND_ALPHA,
+                    lw=0,
+                )
             ax.plot(
                 group["samples_seen"],
                 group["accuracy"],
@@ -52,14 +80,21 @@ def plot_shard_curves(
             )
         if onsets is not None:
             for row in onsets.dropna(subset=["samples_seen"]).itertuples():
-                ax.axvline(row.samples_seen, color=color(int(row.eval_shard)), ls=":", lw=0.9)
-                ax.plot([row.samples_seen], [0.02], marker="v", color=color(int(row.eval_shard)))
+                c = color(int(row.eval_shard))
+                ax.axvline(row.samples_seen, color=c, ls=":", lw=0.9)
+                ax.plot([row.samples_seen], [0.0], marker="v", ms=5, color=c, clip_on=False)
         ax.set_ylim(0, 1.02)
-        ax.set_xlabel("training samples seen")
-        ax.set_ylabel("held-out accuracy")
+        ax.xaxis.set_major_locator(MaxNLocator(4, steps=[1, 2, 2.5, 5, 10]))
+        ax.xaxis.set_major_formatter(SAMPLES_FORMAT)
+        ax.set_xlabel(XLABEL)
+        ax.set_ylabel(YLABEL)
         if title:
             ax.set_title(title)
         return ax.figure
+
+
+def _subset(table: pd.DataFrame | None, by: str, value) -> pd.DataFrame | None:
+    return None if table is None else table[table[by] == value]
 
 
 def plot_strategy_panels(
@@ -67,42 +102,76 @@ def plot_strategy_panels(
     *,
     phases: pd.DataFrame | None = None,
     onsets: pd.DataFrame | None = None,
+    by: str = "strategy",
+    ncols: int | None = None,
+    width: float = DOUBLE_COLUMN,
+    axes=None,
 ) -> Figure:
-    """Side-by-side per-shard curves, one panel per strategy, shared axes.
+    """Small multiples of per-shard curves, one panel per ``by`` value, shared axes.
 
     Args:
-        curves: Records of one run per strategy, with a ``strategy`` column.
-        phases: Optional phase spans with a ``strategy`` column.
-        onsets: Optional onset markers with a ``strategy`` column.
+        curves: Per-shard curves with a ``by`` column, optionally banded (``low``, ``high``),
+            e.g. the report's ``bands.parquet`` for one setting.
+        phases: Optional phase spans with a ``by`` column.
+        onsets: Optional onset markers with a ``by`` column (e.g. median onsets).
+        by: Column whose values get one panel each, in order of appearance.
+        ncols: Panels per row (default: all in one row at double-column width, two per row
+            below it).
+        width: Figure width in inches when ``axes`` is not given.
+        axes: Optional axes, one per panel; a new figure with shared axes when ``None``.
+
+    Returns:
+        The figure holding the panels, with one shard legend above them (in the last panel
+        when ``axes`` are given).
     """
-    strategies = list(dict.fromkeys(curves["strategy"]))
+    names = list(dict.fromkeys(curves[by]))
     with paper_style():
-        fig, axes = plt.subplots(
-            1,
-            len(strategies),
-            figsize=(DOUBLE_COLUMN, 2.4),
-            sharex=True,
-            sharey=True,
-            squeeze=False,
-        )
-        for ax, name in zip(axes[0], strategies, strict=True):
+        own = axes is None
+        if own:
+            ncols = ncols or (len(names) if width >= DOUBLE_COLUMN else min(len(names), 2))
+            nrows = math.ceil(len(names) / ncols)
+            fig, grid = plt.subplots(
+                nrows,
+                ncols,
+                figsize=(width, 0.55 + 1.75 * nrows),
+                sharex=True,
+                sharey=True,
+                squeeze=False,
+                layout="constrained",
+            )
+            axes = grid.ravel()
+            for ax in axes[len(names) :]:
+                ax.set_visible(False)
+        axes = list(np.ravel(axes))
+        for ax, name in zip(axes, names, strict=False):
             plot_shard_curves(
-                curves[curves["strategy"] == name],
-                phases=None if phases is None else phases[phases["strategy"] == name],
-                onsets=None if onsets is None else onsets[onsets["strategy"] == name],
-                title=name,
+                curves[curves[by] == name],
+                phases=_subset(phases, by, name),
+                onsets=_subset(onsets, by, name),
+                title=str(name),
                 ax=ax,
             )
-        for ax in axes[0][1:]:
-            ax.set_ylabel("")
-        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig = axes[0].figure
+        if not own:
+            axes[len(names) - 1].legend(frameon=False)
+            return fig
+        for i, ax in enumerate(axes[: len(names)]):
+            ax.set_xlabel("")
+            if i % ncols:
+                ax.set_ylabel("")
+            if i + ncols >= len(names):  # nothing below: show its tick labels
+                ax.xaxis.set_tick_params(labelbottom=True)
+        fig.supxlabel(XLABEL, fontsize=plt.rcParams["axes.labelsize"])
+        handles, labels, ncol = legend_rows(
+            *axes[0].get_legend_handles_labels(), max_cols=int(width / 0.75)
+        )
         fig.legend(
             handles,
             labels,
-            loc="lower center",
-            ncol=len(labels),
+            loc="outside upper center",
+            ncol=ncol,
             frameon=False,
-            bbox_to_anchor=(0.5, -0.02),
+            handlelength=1.5,
+            columnspacing=1.2,
         )
-        fig.tight_layout(rect=(0, 0.08, 1, 1))
         return fig

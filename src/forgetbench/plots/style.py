@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import math
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+if not os.environ.get("MPLBACKEND"):  # headless by default; Jupyter sets its inline backend
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 # Okabe & Ito (2008), safe for the common forms of colour blindness.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+# Sequential colour map for accuracies: perceptually uniform and colourblind-safe (Nunez 2018).
+CMAP = "cividis"
 SINGLE_COLUMN = 3.3
 DOUBLE_COLUMN = 7.0
+SPAN_ALPHA = 0.08  # shaded training spans
+BAND_ALPHA = 0.22  # seed bands around a mean curve
+MUTED = "0.45"  # reference lines and secondary text
 
 RC = {
     "font.size": 8,
@@ -34,14 +44,51 @@ RC = {
 
 @contextmanager
 def paper_style():
-    """Context in which figures get the paper style."""
+    """Context in which figures get the paper style.
+
+    Interactive mode is kept as it is at the end: a backend first set up inside the context
+    (Jupyter's inline backend turns it on) must not be turned off by restoring the rcParams.
+    """
     with plt.rc_context(RC):
-        yield
+        try:
+            yield
+        finally:
+            interactive = matplotlib.is_interactive()
+    matplotlib.interactive(interactive)
 
 
 def color(i: int) -> str:
     """The ``i``-th colour of the palette (cycling)."""
     return PALETTE[i % len(PALETTE)]
+
+
+def marker(i: int) -> str:
+    """The ``i``-th marker shape (cycling), to tell series apart without colour."""
+    return MARKERS[i % len(MARKERS)]
+
+
+def legend_rows(handles: list, labels: list, max_cols: int) -> tuple[list, list, int]:
+    """Handles and labels reordered so a legend reads row by row; returns them and ``ncol``.
+
+    Matplotlib fills legend columns first; with at most ``max_cols`` columns and rows as
+    balanced as possible, this order makes the first row hold the first entries.
+    """
+    n = len(labels)
+    rows = math.ceil(n / max(1, min(max_cols, n)))
+    ncol = math.ceil(n / rows) if n else 1
+    order = [r * ncol + c for c in range(ncol) for r in range(rows) if r * ncol + c < n]
+    return [handles[i] for i in order], [labels[i] for i in order], ncol
+
+
+def _samples(value: float, _pos=None) -> str:
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+SAMPLES_FORMAT = FuncFormatter(_samples)
+"""Tick formatter for sample counts: 0, 500, 5k, 12.5k, 1.5M."""
 
 
 def save_figure(fig, stem: str | Path) -> list[Path]:
