@@ -22,6 +22,9 @@ demo: install
 	$(BIN)/forgetbench -m strategy=sequential,replay,ewc,cross_shard,joint seed=0,1,2 train.verbose=0 \
 		hydra.sweep.dir=results/sweeps/demo
 	$(BIN)/forgetbench-report results/sweeps/demo --figure-copy results/figures/demo_comparison
+	mkdir -p results/tables
+	cp results/sweeps/demo/report/summary.md results/sweeps/demo/report/summary.tex results/tables/
+	@echo "Results: results/sweeps/demo/report/ (tables, figures); curated copies in results/figures/ and results/tables/"
 
 test: install
 	$(BIN)/python -m pytest -q
