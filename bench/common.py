@@ -99,9 +99,8 @@ def rss_kb(pid: int | str = "self") -> dict[str, int]:
 
 def machine() -> dict:
     """Where the numbers were measured."""
-    import tensorflow as tf
-
     import keras
+    import tensorflow as tf
 
     return {
         "cpus": os.cpu_count(),
@@ -162,3 +161,30 @@ def _cell(value, spec: str) -> str:
 def quiet_tensorflow() -> None:
     """Silences TensorFlow's C++ start-up messages (before it is imported)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def per_batch_epoch(feed, epoch: int):
+    """The previous ``Feed.epoch``: one ``numpy_function`` call (one gather) per batch.
+
+    Kept here to measure what gathering several batches per call gains; yields the same batches.
+    """
+    import tensorflow as tf
+
+    order = feed.order(epoch)
+
+    def load(b):
+        x, y, w, stream = tf.numpy_function(
+            lambda b_: feed.batch(order, epoch, int(b_)),
+            [b],
+            [tf.float32, tf.int32, tf.float32, tf.float32],
+        )
+        x.set_shape((None, *feed.feature_shape))
+        for t in (y, w, stream):
+            t.set_shape((None,))
+        return x, y, w, stream
+
+    return (
+        tf.data.Dataset.range(feed.batches_per_epoch)
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )

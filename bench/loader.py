@@ -72,18 +72,36 @@ def measure(store: ShardStore, paths: list[Path], batch_size: int, per_file_seco
     def row(name, result, **extra):
         rows.append({"loader": name, "batch_size": batch_size, **result, **extra})
 
-    row("feed: cross-shard, memmap, tf.data", common.best_rate(
-        lambda: drain(feed.epoch(next(epochs)))))
+    row(
+        "Feed.epoch: cross-shard, memmap, tf.data",
+        common.best_rate(lambda: drain(feed.epoch(next(epochs)))),
+    )
+    row(
+        "previous Feed.epoch: one numpy_function call per batch",
+        common.best_rate(lambda: drain(common.per_batch_epoch(feed, next(epochs)))),
+    )
 
-    def memmap_loop():
-        order = feed.order(next(epochs))
+    def numpy_blocks():
+        epoch = next(epochs)
+        order, full, per_call = feed.order(epoch), n // batch_size, feed.batches_per_call
+        for first in range(0, full, per_call):
+            feed.batches(order, epoch, first, min(per_call, full - first))
+        return full * batch_size
+
+    row("Feed.batches loop (numpy only, no tf.data)", common.best_rate(numpy_blocks))
+
+    def numpy_batches():
+        epoch = next(epochs)
+        order = feed.order(epoch)
         for b in range(feed.batches_per_epoch):
-            feed.batch(order, b)
+            feed.batch(order, epoch, b)
         return n
 
-    row("memmap gather loop (Feed.batch, no tf.data)", common.best_rate(memmap_loop))
-    row("index plan only (cross_shard_order)", common.best_rate(
-        lambda: len(cross_shard_order(sizes, epoch_rng(0, 0, next(epochs))))))
+    row("Feed.batch loop (numpy only, per batch)", common.best_rate(numpy_batches))
+    row(
+        "index plan only (cross_shard_order)",
+        common.best_rate(lambda: len(cross_shard_order(sizes, epoch_rng(0, 0, next(epochs))))),
+    )
 
     def fancy():
         perm = np.random.default_rng(next(epochs)).permutation(n)

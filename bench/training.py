@@ -47,8 +47,16 @@ from forgetbench.strategies.base import sequential_boundaries  # noqa: E402
 from forgetbench.train.model import ShardModel  # noqa: E402
 from forgetbench.train.trainer import Trainer  # noqa: E402
 
+tf.get_logger().setLevel("ERROR")  # each row's new Evaluator traces anew: expected here
 CONF = common.ROOT / "conf"
 NO_EVAL = 10**15
+PLAIN = "plain fit(x, y) in memory"
+FIT_ONLY = "cross_shard, ShardModel.fit only (no Trainer)"
+PER_BATCH = "cross_shard, ShardModel.fit only, previous per-batch feed"
+EVAL = "cross_shard + evaluation every {} samples"
+EXACT = "cross_shard, exact accumulation k={} (weighted)"
+NAIVE = "cross_shard, Keras accumulation k={} (naive)"
+PENALTY = "cross_shard + quadratic penalty (EWC-shaped), fit only"
 
 
 def config(overrides: list[str]):
@@ -63,7 +71,12 @@ def strategy_names() -> list[str]:
 
 
 class Bench:
-    """Builds models, feeds and trainers from one composed config, as ``forgetbench.run`` does."""
+    """Builds models, feeds and trainers from one composed config, as ``forgetbench.run`` does.
+
+    Each ``*_row`` method builds a fresh model, runs one warm-up epoch (tracing) and returns a
+    function that trains ``epochs`` more epochs and returns ``{"samples", "seconds", ...}``;
+    rows are timed in interleaved rounds, so a burst of other load hits every row alike.
+    """
 
     def __init__(self, cfg, epochs: int) -> None:
         self.cfg, self.epochs = cfg, epochs
@@ -73,7 +86,6 @@ class Bench:
 
     def fresh(self, strategy: str, remainder: str = "weighted", k: int = 1):
         """A new model and the phases of ``strategy`` (``conf/strategy/NAME.yaml``)."""
-        keras.backend.clear_session()
         keras.utils.set_random_seed(int(self.cfg.seed))
         cfg = self.cfg
         policy = instantiate(config([f"remainder={remainder}"]).remainder)
@@ -81,20 +93,19 @@ class Bench:
         net = instantiate(cfg.model)(self.dataset.train.feature_shape, self.dataset.num_classes)
         model = ShardModel(net, policy, accumulation_steps=k)
         keras_acc = {} if policy.exact or k == 1 else {"gradient_accumulation_steps": k}
-        model.compile(optimizer=instantiate(cfg.optimizer, **keras_acc), steps_per_execution=self.spe)
+        optimizer = instantiate(cfg.optimizer, **keras_acc)
+        model.compile(optimizer=optimizer, steps_per_execution=self.spe)
         phases = strat.phases(
             self.dataset, seed=int(cfg.seed), batch_size=self.batch_size, policy=policy
         )
         return model, strat, phases
 
-    def trainer(self, model, strat, phases, epochs: int, every_samples: int) -> Trainer:
+    def trainer(self, model, strat, phases, evaluator, every_samples: int, epochs: int):
         """A Trainer as in a run (boundaries of the sequential feed, held-out evaluator)."""
-        policy = model.policy
         total = epochs * sum(p.feed.samples_per_epoch for p in phases)
         sizes = self.dataset.train.sizes
-        boundaries = np.minimum(
-            sequential_boundaries(sizes, epochs, self.batch_size, policy), total
-        )
+        boundaries = sequential_boundaries(sizes, epochs, self.batch_size, model.policy)
+        boundaries = np.minimum(boundaries, total)
         boundaries[-1] = total
         if every_samples == NO_EVAL:
             boundaries = boundaries[-1:]
@@ -102,71 +113,84 @@ class Bench:
             model=model,
             strategy=strat,
             phases=phases,
-            evaluator=Evaluator(self.dataset.heldout, batch_size=int(self.cfg.eval.batch_size)),
+            evaluator=evaluator,
             epochs=epochs,
             every_samples=every_samples,
             boundaries=boundaries,
+            seed=int(self.cfg.seed),
         )
 
-    def run_trainer(self, strategy: str, every_samples: int = NO_EVAL, **kw) -> dict:
-        """Warm-up epoch, then ``epochs`` timed epochs through the Trainer."""
-        model, strat, phases = self.fresh(strategy, **kw)
-        self.trainer(model, strat, phases, 1, every_samples).train()
-        trainer = self.trainer(model, strat, phases, self.epochs, every_samples)
-        seen = trainer.samples_seen
-        start = time.perf_counter()
-        train_seconds = trainer.train()
-        wall = time.perf_counter() - start
-        samples = trainer.samples_seen - seen
-        return {
-            "samples": samples,
-            "seconds": train_seconds,
-            "samples_per_s": samples / train_seconds,
-            "wall_seconds": wall,
-            "eval_seconds": trainer.eval_seconds,
-            "evaluations": len(trainer.records) // self.dataset.heldout.num_shards,
-        }
+    def trainer_row(self, strategy: str, every_samples: int = NO_EVAL, **kw):
+        """Training through the ``Trainer`` (hooks, evaluation schedule), as a run does.
 
-    def run_fit_only(self, strategy: str, penalty: bool = False, **kw) -> dict:
-        """Warm-up epoch, then ``epochs`` timed epochs of bare ``ShardModel.fit`` per phase."""
+        Plugins' ``setup`` runs again each round (a fresh buffer; for EWC, variables the
+        already-traced step does not see): the per-step cost stays that of one run.
+        """
+        model, strat, phases = self.fresh(strategy, **kw)
+        evaluator = Evaluator(self.dataset.heldout, batch_size=int(self.cfg.eval.batch_size))
+        self.trainer(model, strat, phases, evaluator, every_samples, 1).train()
+
+        def run() -> dict:
+            trainer = self.trainer(model, strat, phases, evaluator, every_samples, self.epochs)
+            seen = trainer.samples_seen
+            start = time.perf_counter()
+            seconds = trainer.train()
+            wall = time.perf_counter() - start
+            return {
+                "samples": trainer.samples_seen - seen,
+                "seconds": seconds,
+                "wall_seconds": wall,
+                "eval_seconds": trainer.eval_seconds,
+                "evaluations": len(trainer.records) // self.dataset.heldout.num_shards,
+            }
+
+        return run
+
+    def fit_row(self, strategy: str, penalty: bool = False, per_batch: bool = False, **kw):
+        """Bare ``ShardModel.fit`` per phase and epoch: no Trainer, no callback.
+
+        ``per_batch`` feeds the previous pipeline (one gather call per batch) instead.
+        """
         model, _, phases = self.fresh(strategy, **kw)
         if penalty:
             model.penalties.append(quadratic_penalty(model.net))
+        epoch_of = common.per_batch_epoch if per_batch else lambda feed, e: feed.epoch(e)
 
-        def epochs(count):
+        def epochs(count: int) -> dict:
+            seen = int(model.samples_seen.numpy())
+            start = time.perf_counter()
             for phase in phases:
                 for e in range(count):
-                    model.fit(phase.feed.epoch(e), verbose=0, shuffle=False)
+                    model.fit(epoch_of(phase.feed, e), verbose=0, shuffle=False)
                     model.flush()
+            seconds = time.perf_counter() - start
+            return {"samples": int(model.samples_seen.numpy()) - seen, "seconds": seconds}
 
         epochs(1)
-        seen = int(model.samples_seen.numpy())
-        start = time.perf_counter()
-        epochs(self.epochs)
-        seconds = time.perf_counter() - start
-        samples = int(model.samples_seen.numpy()) - seen
-        return {"samples": samples, "seconds": seconds, "samples_per_s": samples / seconds}
+        return lambda: epochs(self.epochs)
 
-    def run_plain(self) -> dict:
-        """``model.fit(x, y)`` on the in-memory training arrays: the baseline."""
-        keras.backend.clear_session()
+    def plain_row(self):
+        """``model.fit(x, y, epochs=E)`` on the in-memory training arrays: the baseline."""
         keras.utils.set_random_seed(int(self.cfg.seed))
-        x, y = self.dataset.train.load_all()
+        data = self.dataset
+        x, y = data.train.load_all()
         x, y = x.astype(np.float32), y.astype(np.int32)
-        net = instantiate(self.cfg.model)(self.dataset.train.feature_shape, self.dataset.num_classes)
+        net = instantiate(self.cfg.model)(data.train.feature_shape, data.num_classes)
         net.compile(
             optimizer=instantiate(self.cfg.optimizer),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
             steps_per_execution=self.spe,
         )
-        fit = dict(batch_size=self.batch_size, shuffle=True, verbose=0)
+        fit = {"batch_size": self.batch_size, "shuffle": True, "verbose": 0}
         net.fit(x, y, epochs=1, **fit)
-        start = time.perf_counter()
-        net.fit(x, y, epochs=self.epochs, **fit)
-        seconds = time.perf_counter() - start
-        samples = self.epochs * len(y)
-        return {"samples": samples, "seconds": seconds, "samples_per_s": samples / seconds}
+
+        def run() -> dict:
+            start = time.perf_counter()
+            net.fit(x, y, epochs=self.epochs, **fit)
+            return {"samples": self.epochs * len(y), "seconds": time.perf_counter() - start}
+
+        return run
 
 
 def quadratic_penalty(net: keras.Model, strength: float = 1e-3):
@@ -186,7 +210,7 @@ def quadratic_penalty(net: keras.Model, strength: float = 1e-3):
 
 
 def measure_setting(args, batch_size: int, spe: int) -> list[dict]:
-    """All rows at one batch size and ``steps_per_execution``."""
+    """All rows at one batch size and ``steps_per_execution``, in interleaved rounds."""
     cfg = config(
         [
             f"data.samples_per_shard={args.samples_per_shard}",
@@ -197,55 +221,69 @@ def measure_setting(args, batch_size: int, spe: int) -> list[dict]:
         ]
     )
     bench = Bench(cfg, args.epochs)
-    every = int(cfg.eval.every_samples)
-    k = args.accumulation_steps
-    plans = [("plain fit(x, y) in memory", bench.run_plain, {})]
-    plans += [(name, bench.run_trainer, {"strategy": name}) for name in strategy_names()]
+    every, k = int(cfg.eval.every_samples), args.accumulation_steps
+    plans = [(PLAIN, bench.plain_row, {})]
+    plans += [(name, bench.trainer_row, {"strategy": name}) for name in strategy_names()]
     plans += [
-        ("cross_shard, ShardModel.fit only", bench.run_fit_only, {"strategy": "cross_shard"}),
+        (FIT_ONLY, bench.fit_row, {"strategy": "cross_shard"}),
+        (PER_BATCH, bench.fit_row, {"strategy": "cross_shard", "per_batch": True}),
         (
-            f"cross_shard + evaluation every {every}",
-            bench.run_trainer,
+            EVAL.format(every),
+            bench.trainer_row,
             {"strategy": "cross_shard", "every_samples": every},
         ),
+        (EXACT.format(k), bench.trainer_row, {"strategy": "cross_shard", "k": k}),
         (
-            f"cross_shard, exact accumulation k={k}",
-            bench.run_trainer,
-            {"strategy": "cross_shard", "k": k},
-        ),
-        (
-            f"cross_shard, naive (Keras) accumulation k={k}",
-            bench.run_trainer,
+            NAIVE.format(k),
+            bench.trainer_row,
             {"strategy": "cross_shard", "k": k, "remainder": "naive"},
         ),
-        (
-            "cross_shard + quadratic penalty (EWC stand-in), fit only",
-            bench.run_fit_only,
-            {"strategy": "cross_shard", "penalty": True},
-        ),
+        (PENALTY, bench.fit_row, {"strategy": "cross_shard", "penalty": True}),
     ]
-    rows = []
-    for name, fn, kw in plans:
-        result = fn(**kw)
-        rows.append({"row": name, "batch_size": batch_size, "steps_per_execution": spe, **result})
-        print(f"  {batch_size:>4} {spe:>3} {name}: {result['samples_per_s']:,.0f} samples/s")
+    runs = {}
+    for name, make, kw in plans:
+        runs[name] = make(**kw)
+    results = {name: [] for name in runs}
+    for r in range(args.rounds):
+        for name, run in runs.items():
+            results[name].append(run())
+        print(f"  batch {batch_size}, spe {spe}: round {r + 1}/{args.rounds} done", flush=True)
+    rows = [summarise(name, batch_size, spe, rounds) for name, rounds in results.items()]
     add_ratios(rows, every, k)
     return rows
+
+
+def summarise(name: str, batch_size: int, spe: int, rounds: list[dict]) -> dict:
+    """Best and median samples/s over the rounds, and the evaluation share."""
+    rates = [r["samples"] / r["seconds"] for r in rounds]
+    row = {
+        "row": name,
+        "batch_size": batch_size,
+        "steps_per_execution": spe,
+        "samples_per_round": rounds[0]["samples"],
+        "samples_per_s": max(rates),
+        "median_samples_per_s": float(np.median(rates)),
+        "rounds": len(rounds),
+    }
+    if "eval_seconds" in rounds[0]:
+        row["eval_seconds"] = float(np.median([r["eval_seconds"] for r in rounds]))
+        row["evaluations"] = rounds[0]["evaluations"]
+        row["eval_share"] = float(np.median([r["eval_seconds"] / r["seconds"] for r in rounds]))
+    return row
 
 
 def add_ratios(rows: list[dict], every: int, k: int) -> None:
     """Ratios within one setting: against plain fit, and the targeted pairs."""
     by = {r["row"]: r for r in rows}
-    plain = by["plain fit(x, y) in memory"]["samples_per_s"]
+    plain = by[PLAIN]["samples_per_s"]
     for r in rows:
         r["vs_plain_fit"] = r["samples_per_s"] / plain
-    base = by["cross_shard"]
-    by[f"cross_shard, exact accumulation k={k}"]["vs_cross_shard"] = (
-        by[f"cross_shard, exact accumulation k={k}"]["samples_per_s"] / base["samples_per_s"]
-    )
-    evaluated = by[f"cross_shard + evaluation every {every}"]
-    evaluated["eval_share"] = evaluated["eval_seconds"] / evaluated["seconds"]
-    evaluated["eval_cost"] = (evaluated["wall_seconds"] - base["wall_seconds"]) / base["seconds"]
+    base = by["cross_shard"]["samples_per_s"]
+    for name in (EXACT.format(k), NAIVE.format(k), EVAL.format(every), FIT_ONLY, PER_BATCH):
+        by[name]["vs_cross_shard"] = by[name]["samples_per_s"] / base
+    for r in rows:  # the other Trainer rows evaluate only at the start and the end
+        if r["row"] != EVAL.format(every):
+            r.pop("eval_share", None)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -256,7 +294,8 @@ def main(argv: list[str] | None = None) -> dict:
         default=["32:1", "32:16", "256:1"],
         help="BATCH_SIZE:STEPS_PER_EXECUTION pairs",
     )
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per timed round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples-per-shard", type=int, default=8000)
     parser.add_argument("--accumulation-steps", type=int, default=4)
     args = parser.parse_args(argv)
@@ -273,7 +312,8 @@ def main(argv: list[str] | None = None) -> dict:
         "heldout_per_shard": int(cfg.data.heldout_per_shard),
         "model": OmegaConf.to_container(cfg.model),
         "optimizer": OmegaConf.to_container(cfg.optimizer),
-        "epochs_timed": args.epochs,
+        "epochs_per_round": args.epochs,
+        "rounds": args.rounds,
         "eval_every_samples": int(cfg.eval.every_samples),
     }
     print()
@@ -285,6 +325,7 @@ def main(argv: list[str] | None = None) -> dict:
                 ("steps_per_execution", "spe", "d"),
                 ("row", "training", ""),
                 ("samples_per_s", "samples/s", ",.0f"),
+                ("median_samples_per_s", "median", ",.0f"),
                 ("vs_plain_fit", "vs plain fit", ".2f"),
                 ("vs_cross_shard", "vs cross_shard", ".2f"),
                 ("eval_share", "eval s / train s", ".1%"),

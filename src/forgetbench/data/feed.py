@@ -66,11 +66,14 @@ class Feed:
 
     def batch(self, order: np.ndarray, epoch: int, b: int) -> tuple[np.ndarray, ...]:
         """Features, labels, weights and stream flags of batch ``b`` of an epoch."""
-        idx = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
+        return self._batch(order[b * self.batch_size : (b + 1) * self.batch_size], epoch, b)
+
+    def _batch(self, indices: np.ndarray, epoch: int, b: int) -> tuple[np.ndarray, ...]:
+        idx = np.sort(indices)
         xs, ys = self.gather(idx)
         xs, ys = [xs], [ys]
         if self.extra is not None and self.extra_size:
-            x_extra, y_extra = self.extra(epoch, b)
+            x_extra, y_extra = self.extra(int(epoch), int(b))
             xs.append(x_extra)
             ys.append(y_extra)
         x = np.concatenate(xs).astype(np.float32, copy=False)
@@ -97,11 +100,15 @@ class Feed:
 
         Equal to stacking :meth:`batch` of each, with one sorted gather for all of them.
         """
-        size, fs = self.batch_size, tuple(self.feature_shape)
+        size = self.batch_size
+        rows = order[first * size : (first + count) * size].reshape(count, size)
+        return self._batches(rows, epoch, first)
+
+    def _batches(self, rows: np.ndarray, epoch: int, first: int) -> tuple:
+        size, fs, count, first = self.batch_size, tuple(self.feature_shape), len(rows), int(first)
         n = self.extra_size if self.extra is not None else 0
         pad = self.extra_size - n if self.policy.pad_partial else 0
-        idx = np.sort(order[first * size : (first + count) * size].reshape(count, size), axis=1)
-        idx = idx.ravel()
+        idx = np.sort(rows, axis=1).ravel()
         sorted_at = np.argsort(idx, kind="stable")
         xs, ys = self.gather(idx[sorted_at])
         x_cur = np.empty((count * size, *fs), dtype=np.float32)
@@ -113,7 +120,7 @@ class Feed:
             x = np.concatenate([x, np.zeros((count, n + pad, *fs), dtype=np.float32)], axis=1)
             y = np.concatenate([y, np.zeros((count, n + pad), dtype=np.int32)], axis=1)
         for j in range(count if n else 0):
-            x_extra, y_extra = self.extra(epoch, first + j)
+            x_extra, y_extra = self.extra(int(epoch), first + j)
             if len(y_extra) != n or len(x_extra) != n:
                 raise ValueError(
                     f"Feed.extra: expected {n} samples (extra_size) for batch {first + j}. "
@@ -130,41 +137,41 @@ class Feed:
     def epoch(self, epoch: int) -> tf.data.Dataset:
         """The batches of one epoch as a prefetched tf.data pipeline.
 
-        Full batches come in blocks of :attr:`batches_per_call` (one gather each), split into
-        batches by ``unbatch``; a partial last batch (kept or padded) follows on its own.
+        The epoch's index plan goes into the pipeline as a tensor (so it is freed with the
+        pipeline; a ``numpy_function`` closure over it would live as long as the process). Full
+        batches come in blocks of :attr:`batches_per_call` (one gather each), split into batches
+        by ``unbatch``; a partial last batch (kept or padded) follows on its own, gathered when
+        the pipeline is built.
         """
-        order = self.order(epoch)
-        full = self.num_samples // self.batch_size
-        per_call = self.batches_per_call
+        order = np.asarray(self.order(epoch), dtype=np.int64)
+        size, per_call = self.batch_size, self.batches_per_call
+        full = self.num_samples // size
+        whole = full // per_call * per_call
+        rows = order[: full * size].reshape(full, size)
         types = [tf.float32, tf.int32, tf.float32, tf.float32]
+        epoch_t = tf.constant(epoch, tf.int64)
 
-        def load_block(i):
-            def gather_block(i_):
-                first = int(i_) * per_call
-                return self.batches(order, epoch, first, min(per_call, full - first))
-
-            x, y, w, stream = tf.numpy_function(gather_block, [i], types)
+        def load_block(first, block):
+            x, y, w, stream = tf.numpy_function(self._batches, [block, epoch_t, first], types)
             x.set_shape((None, None, *self.feature_shape))
             for t in (y, w, stream):
                 t.set_shape((None, None))
             return x, y, w, stream
 
-        def load(b):
-            x, y, w, stream = tf.numpy_function(
-                lambda b_: self.batch(order, epoch, int(b_)), [b], types
-            )
-            x.set_shape((None, *self.feature_shape))
-            for t in (y, w, stream):
-                t.set_shape((None,))
-            return x, y, w, stream
-
-        dataset = (
-            tf.data.Dataset.range(-(-full // per_call))
-            .map(load_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .unbatch()
+        starts = np.arange(0, whole, per_call, dtype=np.int64)
+        blocks = tf.data.Dataset.from_tensor_slices(
+            (starts, rows[:whole].reshape(len(starts), per_call, size))
         )
-        if self.batches_per_epoch > full:
-            dataset = dataset.concatenate(tf.data.Dataset.range(full, full + 1).map(load))
+        if full > whole:
+            blocks = blocks.concatenate(
+                tf.data.Dataset.from_tensors((np.int64(whole), rows[whole:]))
+            )
+        dataset = blocks.map(
+            load_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        ).unbatch()
+        if self.batches_per_epoch > full:  # small: gathered now, saves tracing one more map
+            tail = self._batch(order[full * size :], epoch, full)
+            dataset = dataset.concatenate(tf.data.Dataset.from_tensors(tail))
         return dataset.apply(
             tf.data.experimental.assert_cardinality(self.batches_per_epoch)
         ).prefetch(tf.data.AUTOTUNE)
