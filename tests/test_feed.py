@@ -1,3 +1,6 @@
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -68,3 +71,20 @@ def test_extra_of_the_wrong_size_is_refused():
     feed.extra_size = 4
     with pytest.raises(ValueError, match="expected 4 samples"):
         feed.batches(feed.order(0), 0, 0, 2)
+
+
+def test_an_epochs_index_plan_is_freed_with_its_pipeline():
+    plans = []
+
+    def order(epoch):
+        plans.append(uniform_order(N, epoch_rng(0, 0, epoch)))
+        return plans[-1]
+
+    feed = make_feed(POLICIES[0], 2 * B * 8, 0)
+    feed.order = order
+    dataset = feed.epoch(0)
+    assert len(list(dataset.as_numpy_iterator())) == feed.batches_per_epoch
+    plan = weakref.ref(plans.pop())
+    del dataset
+    gc.collect()
+    assert plan() is None, "the index plan outlived its pipeline (it would leak every epoch)"
