@@ -110,7 +110,8 @@ def machine() -> dict:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "numpy": np.__version__,
-        "date": time.strftime("%Y-%m-%d"),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "load_average_1_5_15": list(os.getloadavg()),
     }
 
 

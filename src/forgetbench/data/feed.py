@@ -106,6 +106,7 @@ class Feed:
 
     def _batches(self, rows: np.ndarray, epoch: int, first: int) -> tuple:
         size, fs, count, first = self.batch_size, tuple(self.feature_shape), len(rows), int(first)
+        rows = rows.astype(np.int64, copy=False)
         n = self.extra_size if self.extra is not None else 0
         pad = self.extra_size - n if self.policy.pad_partial else 0
         idx = np.sort(rows, axis=1).ravel()
@@ -138,7 +139,8 @@ class Feed:
         """The batches of one epoch as a prefetched tf.data pipeline.
 
         The epoch's index plan goes into the pipeline as a tensor (so it is freed with the
-        pipeline; a ``numpy_function`` closure over it would live as long as the process). Full
+        pipeline; a ``numpy_function`` closure over it would live as long as the process), as
+        int32 when the indices allow (4 bytes a sample for the epoch's duration). Full
         batches come in blocks of :attr:`batches_per_call` (one gather each), split into batches
         by ``unbatch``; a partial last batch (kept or padded) follows on its own, gathered when
         the pipeline is built.
@@ -148,6 +150,8 @@ class Feed:
         full = self.num_samples // size
         whole = full // per_call * per_call
         rows = order[: full * size].reshape(full, size)
+        if full and rows.max() < 2**31:
+            rows = rows.astype(np.int32)
         types = [tf.float32, tf.int32, tf.float32, tf.float32]
         epoch_t = tf.constant(epoch, tf.int64)
 
