@@ -4,6 +4,12 @@ Each batch is ``(features, labels, weights, stream)``: ``weights`` is 1 for a re
 for a padding sample, so the train step can normalise by the real sample count; ``stream`` is 1
 for a sample of the phase's own data and 0 for padding and for samples added by ``extra`` (such
 as replayed ones), so ``samples_seen`` counts new data only and every strategy shares an x-axis.
+
+Full batches are gathered several at a time (about ``gather_bytes`` per ``numpy_function``
+call, one sorted gather over the union of their indices) and split into batches inside tf.data,
+so the per-call Python cost and the per-shard slicing of a gather are paid once per block
+instead of once per batch. Each batch is the same as when gathered alone: its samples in
+ascending index order, then its ``extra`` samples.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ class Feed:
         extra: Optional ``extra(epoch, b)`` returning ``extra_size`` samples ``(x, y)`` appended
             to batch ``b`` (replay); the remainder policy applies to the combined batch.
         extra_size: Samples ``extra`` adds to every batch.
+        gather_bytes: Feature bytes read per gather call (several full batches at once); the
+            batches are the same whatever its value.
     """
 
     gather: Gather
@@ -44,6 +52,7 @@ class Feed:
     feature_shape: tuple[int, ...]
     extra: Extra | None = None
     extra_size: int = 0
+    gather_bytes: int = 2**21
 
     @property
     def batches_per_epoch(self) -> int:
@@ -57,11 +66,14 @@ class Feed:
 
     def batch(self, order: np.ndarray, epoch: int, b: int) -> tuple[np.ndarray, ...]:
         """Features, labels, weights and stream flags of batch ``b`` of an epoch."""
-        idx = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
+        return self._batch(order[b * self.batch_size : (b + 1) * self.batch_size], epoch, b)
+
+    def _batch(self, indices: np.ndarray, epoch: int, b: int) -> tuple[np.ndarray, ...]:
+        idx = np.sort(indices)
         xs, ys = self.gather(idx)
         xs, ys = [xs], [ys]
         if self.extra is not None and self.extra_size:
-            x_extra, y_extra = self.extra(epoch, b)
+            x_extra, y_extra = self.extra(int(epoch), int(b))
             xs.append(x_extra)
             ys.append(y_extra)
         x = np.concatenate(xs).astype(np.float32, copy=False)
@@ -77,23 +89,93 @@ class Feed:
             stream = np.concatenate([stream, np.zeros(pad, dtype=np.float32)])
         return x, y, w, stream
 
-    def epoch(self, epoch: int) -> tf.data.Dataset:
-        """The batches of one epoch as a prefetched tf.data pipeline."""
-        order = self.order(epoch)
+    @property
+    def batches_per_call(self) -> int:
+        """Full batches gathered per ``numpy_function`` call (about ``gather_bytes``)."""
+        row = 4 * int(np.prod(self.feature_shape, dtype=np.int64))
+        return max(1, int(self.gather_bytes) // max(1, row * (self.batch_size + self.extra_size)))
 
-        def load(b):
-            x, y, w, stream = tf.numpy_function(
-                lambda b_: self.batch(order, epoch, int(b_)),
-                [b],
-                [tf.float32, tf.int32, tf.float32, tf.float32],
-            )
-            x.set_shape((None, *self.feature_shape))
+    def batches(self, order: np.ndarray, epoch: int, first: int, count: int) -> tuple:
+        """Full batches ``first .. first + count - 1`` stacked: arrays of shape ``(count, ...)``.
+
+        Equal to stacking :meth:`batch` of each, with one sorted gather for all of them.
+        """
+        size = self.batch_size
+        rows = order[first * size : (first + count) * size].reshape(count, size)
+        return self._batches(rows, epoch, first)
+
+    def _batches(self, rows: np.ndarray, epoch: int, first: int) -> tuple:
+        size, fs, count, first = self.batch_size, tuple(self.feature_shape), len(rows), int(first)
+        rows = rows.astype(np.int64, copy=False)
+        n = self.extra_size if self.extra is not None else 0
+        pad = self.extra_size - n if self.policy.pad_partial else 0
+        idx = np.sort(rows, axis=1).ravel()
+        sorted_at = np.argsort(idx, kind="stable")
+        xs, ys = self.gather(idx[sorted_at])
+        x_cur = np.empty((count * size, *fs), dtype=np.float32)
+        y_cur = np.empty(count * size, dtype=np.int32)
+        x_cur[sorted_at] = xs
+        y_cur[sorted_at] = ys
+        x, y = x_cur.reshape(count, size, *fs), y_cur.reshape(count, size)
+        if n or pad:  # room for the extra samples and padding after each batch's own
+            x = np.concatenate([x, np.zeros((count, n + pad, *fs), dtype=np.float32)], axis=1)
+            y = np.concatenate([y, np.zeros((count, n + pad), dtype=np.int32)], axis=1)
+        for j in range(count if n else 0):
+            x_extra, y_extra = self.extra(int(epoch), first + j)
+            if len(y_extra) != n or len(x_extra) != n:
+                raise ValueError(
+                    f"Feed.extra: expected {n} samples (extra_size) for batch {first + j}. "
+                    f"Received {len(x_extra)} features and {len(y_extra)} labels"
+                )
+            x[j, size : size + n] = x_extra
+            y[j, size : size + n] = y_extra
+        w = np.ones(y.shape, dtype=np.float32)
+        w[:, size + n :] = 0.0
+        stream = np.zeros(y.shape, dtype=np.float32)
+        stream[:, :size] = 1.0
+        return x, y, w, stream
+
+    def epoch(self, epoch: int) -> tf.data.Dataset:
+        """The batches of one epoch as a prefetched tf.data pipeline.
+
+        The epoch's index plan goes into the pipeline as a tensor (so it is freed with the
+        pipeline; a ``numpy_function`` closure over it would live as long as the process), as
+        int32 when the indices allow (4 bytes a sample for the epoch's duration). Full
+        batches come in blocks of :attr:`batches_per_call` (one gather each), split into batches
+        by ``unbatch``; a partial last batch (kept or padded) follows on its own, gathered when
+        the pipeline is built.
+        """
+        order = np.asarray(self.order(epoch), dtype=np.int64)
+        size, per_call = self.batch_size, self.batches_per_call
+        full = self.num_samples // size
+        whole = full // per_call * per_call
+        rows = order[: full * size].reshape(full, size)
+        if full and rows.max() < 2**31:
+            rows = rows.astype(np.int32)
+        types = [tf.float32, tf.int32, tf.float32, tf.float32]
+        epoch_t = tf.constant(epoch, tf.int64)
+
+        def load_block(first, block):
+            x, y, w, stream = tf.numpy_function(self._batches, [block, epoch_t, first], types)
+            x.set_shape((None, None, *self.feature_shape))
             for t in (y, w, stream):
-                t.set_shape((None,))
+                t.set_shape((None, None))
             return x, y, w, stream
 
-        return (
-            tf.data.Dataset.range(self.batches_per_epoch)
-            .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE)
+        starts = np.arange(0, whole, per_call, dtype=np.int64)
+        blocks = tf.data.Dataset.from_tensor_slices(
+            (starts, rows[:whole].reshape(len(starts), per_call, size))
         )
+        if full > whole:
+            blocks = blocks.concatenate(
+                tf.data.Dataset.from_tensors((np.int64(whole), rows[whole:]))
+            )
+        dataset = blocks.map(
+            load_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        ).unbatch()
+        if self.batches_per_epoch > full:  # small: gathered now, saves tracing one more map
+            tail = self._batch(order[full * size :], epoch, full)
+            dataset = dataset.concatenate(tf.data.Dataset.from_tensors(tail))
+        return dataset.apply(
+            tf.data.experimental.assert_cardinality(self.batches_per_epoch)
+        ).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,187 @@
+"""Loader throughput (samples/s) over the same shard folder, in one run.
+
+Compares the cross-shard ``Feed`` (memory-mapped ``.npy`` caches, sorted numpy gathers inside a
+prefetched tf.data pipeline) with:
+
+- the per-file generator pattern: one ``np.load(path, mmap_mode='r')`` handle per ``.npz``,
+  indexed sample by sample (``npz['array1'][i]`` reads the whole member every time);
+- numpy fancy indexing of one in-memory array (``x[perm[b:b + B]]``);
+- ``tf.data.Dataset.from_tensor_slices((x, y))`` in memory, batched (with and without a full
+  shuffle buffer).
+
+tf.data pipelines are drained inside TensorFlow (``Dataset.reduce``), so no Python consumer cost
+is charged to them; the numpy loops are what their pattern costs in Python. Page cache is warm
+(the files were just written or read), which is the fair case for the per-file pattern too.
+
+Usage: ``python bench/loader.py [--batch-sizes 32 256] [--samples-per-shard 8000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+common.quiet_tensorflow()
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from forgetbench.data.dataset import ShardDataset  # noqa: E402
+from forgetbench.data.samplers import cross_shard_order, epoch_rng  # noqa: E402
+from forgetbench.data.store import ShardStore  # noqa: E402
+from forgetbench.strategies.cross_shard import CrossShard  # noqa: E402
+from forgetbench.train.remainder import RemainderPolicy  # noqa: E402
+
+WEIGHTED = RemainderPolicy("weighted")
+
+
+def drain(ds: tf.data.Dataset) -> int:
+    """Iterates a dataset of ``(x, ...)`` batches inside TensorFlow; returns the sample count."""
+    return int(ds.reduce(np.int64(0), lambda n, batch: n + tf.shape(batch[0], tf.int64)[0]))
+
+
+def cross_shard_feed(store: ShardStore, batch_size: int):
+    """The project's cross-shard feed over ``store`` (the ``cross_shard`` strategy's phase)."""
+    dataset = ShardDataset("bench", train=store, heldout=store, num_classes=max(store.classes) + 1)
+    (phase,) = CrossShard().phases(dataset, seed=0, batch_size=batch_size, policy=WEIGHTED)
+    return phase.feed
+
+
+def per_file_generator(paths: list[Path], store: ShardStore, order: np.ndarray):
+    """The common pattern: an ``np.load(mmap_mode='r')`` handle per file, sample by sample."""
+    handles = [np.load(p, mmap_mode="r") for p in paths]
+    shard = np.searchsorted(store.offsets, order, side="right") - 1
+    local = order - store.offsets[shard]
+    for k, i in zip(shard.tolist(), local.tolist(), strict=True):
+        yield handles[k][common.FEATURE_KEY][i], handles[k][common.LABEL_KEY][i]
+
+
+def measure(store: ShardStore, paths: list[Path], batch_size: int, per_file_seconds: float):
+    """All loaders at one batch size; returns one row per loader."""
+    feed = cross_shard_feed(store, batch_size)
+    n, sizes = store.num_samples, store.sizes
+    x, y = store.load_all()
+    rows = []
+    epochs = iter(range(10**6))
+
+    def row(name, result, **extra):
+        rows.append({"loader": name, "batch_size": batch_size, **result, **extra})
+
+    row(
+        "Feed.epoch: cross-shard, memmap, tf.data",
+        common.best_rate(lambda: drain(feed.epoch(next(epochs)))),
+    )
+    row(
+        "previous Feed.epoch: one numpy_function call per batch",
+        common.best_rate(lambda: drain(common.per_batch_epoch(feed, next(epochs)))),
+    )
+
+    def numpy_blocks():
+        epoch = next(epochs)
+        order, full, per_call = feed.order(epoch), n // batch_size, feed.batches_per_call
+        for first in range(0, full, per_call):
+            feed.batches(order, epoch, first, min(per_call, full - first))
+        return full * batch_size
+
+    row("Feed.batches loop (numpy only, no tf.data)", common.best_rate(numpy_blocks))
+
+    def numpy_batches():
+        epoch = next(epochs)
+        order = feed.order(epoch)
+        for b in range(feed.batches_per_epoch):
+            feed.batch(order, epoch, b)
+        return n
+
+    row("Feed.batch loop (numpy only, per batch)", common.best_rate(numpy_batches))
+    row(
+        "index plan only (cross_shard_order)",
+        common.best_rate(lambda: len(cross_shard_order(sizes, epoch_rng(0, 0, next(epochs))))),
+    )
+
+    def fancy():
+        perm = np.random.default_rng(next(epochs)).permutation(n)
+        for s in range(0, n, batch_size):
+            idx = perm[s : s + batch_size]
+            x[idx], y[idx]
+        return n
+
+    row("in-memory numpy fancy indexing", common.best_rate(fancy))
+    slices = tf.data.Dataset.from_tensor_slices((x, y))
+    plain = slices.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    row("from_tensor_slices, batch", common.best_rate(lambda: drain(plain)))
+    shuffled = slices.shuffle(n, seed=0).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    row("from_tensor_slices, shuffle(N), batch", common.best_rate(lambda: drain(shuffled)))
+
+    def per_file():
+        order = feed.order(next(epochs))
+        count, start = 0, time.perf_counter()
+        for _ in per_file_generator(paths, store, order):
+            count += 1
+            if time.perf_counter() - start > per_file_seconds:
+                break
+        return count
+
+    row("per-file generator (np.load npz, per sample)", common.best_rate(per_file, repeats=1))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--num-shards", type=int, default=16)
+    parser.add_argument("--samples-per-shard", type=int, default=8000)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--per-file-seconds", type=float, default=3.0)
+    args = parser.parse_args(argv)
+
+    folder = common.make_shards(
+        common.SCRATCH / f"loader-{args.num_shards}x{args.samples_per_shard}x{args.dim}",
+        num_shards=args.num_shards,
+        samples_per_shard=args.samples_per_shard,
+        dim=args.dim,
+    )
+    paths = sorted(folder.glob("*.npz"))
+    store = ShardStore(folder)
+    data = {
+        "folder_mb": common.folder_bytes(folder) / 2**20,
+        "num_shards": store.num_shards,
+        "num_samples": store.num_samples,
+        "mean_shard_mb": common.folder_bytes(folder) / 2**20 / store.num_shards,
+        "dim": args.dim,
+    }
+    rows = []
+    for batch_size in args.batch_sizes:
+        rows += measure(store, paths, batch_size, args.per_file_seconds)
+    for b in args.batch_sizes:
+        at_b = [r for r in rows if r["batch_size"] == b]
+        feed_rate = at_b[0]["samples_per_s"]
+        for r in at_b:
+            r["feed_vs_this"] = feed_rate / r["samples_per_s"]
+    print(
+        f"Shards: {data['num_shards']} x ~{data['mean_shard_mb']:.1f} MB "
+        f"({data['num_samples']} samples x {args.dim} float32), page cache warm\n"
+    )
+    print(
+        common.table(
+            rows,
+            [
+                ("batch_size", "batch", "d"),
+                ("loader", "loader", ""),
+                ("samples_per_s", "samples/s (best)", ",.0f"),
+                ("median_samples_per_s", "median", ",.0f"),
+                ("feed_vs_this", "feed / this", ".3g"),
+            ],
+        )
+    )
+    result = {"data": data, "rows": rows}
+    print(f"\nWrote {common.write_result('loader', result)}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

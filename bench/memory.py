@@ -1,0 +1,201 @@
+"""Peak anonymous memory of one cross-shard training epoch over shard folders of two sizes.
+
+Each size runs in a fresh subprocess that opens the folder as a ``ShardStore``, builds the
+``cross_shard`` feed and a ``ShardModel`` (``mlp``), fits a few batches (tracing), reports its
+baseline, then fits one full epoch. The parent samples the child's ``/proc/PID/status`` every
+few milliseconds (no GIL shared with the child) for:
+
+- ``RssAnon``: anonymous resident memory (heap, numpy arrays, tensors): what must stay flat.
+- ``RssFile``: file-backed resident pages; memory-mapped shard pages land here. They belong to
+  the page cache and are reclaimable, so they are not "memory the loader holds" (and they grow
+  with the folder, up to the free RAM).
+- ``VmHWM``: the peak of both (what ``ru_maxrss``, and so ``summary.json``'s
+  ``peak_memory_mb``, reports).
+
+The index plan's share is measured on its own with ``tracemalloc`` (numpy allocations): the plan
+itself (8 bytes a sample, held through the epoch) and the transient peak while it is made.
+
+Usage: ``python bench/memory.py [--sizes-gb 0.5 4] [--keep]``; folders go under
+``$FORGETBENCH_BENCH_DIR`` (default ``/tmp/forgetbench-bench``) and are deleted afterwards unless
+``--keep``. Needs about twice the largest size in free disk (``.npz`` plus the ``.npy`` cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+import numpy as np  # noqa: E402
+
+SAMPLE_SECONDS = 0.002
+WARMUP_BATCHES = 20
+
+
+def child(folder: Path, batch_size: int) -> None:
+    """Runs in the subprocess: one warm-up, a baseline mark, then one cross-shard epoch."""
+    common.quiet_tensorflow()
+    import keras
+    from hydra.utils import instantiate
+
+    from forgetbench.data.dataset import ShardDataset
+    from forgetbench.data.store import ShardStore
+    from forgetbench.strategies.cross_shard import CrossShard
+    from forgetbench.train.model import ShardModel
+    from forgetbench.train.models import mlp
+    from forgetbench.train.remainder import RemainderPolicy
+
+    store = ShardStore(folder)
+    dataset = ShardDataset("memory", store, store, num_classes=max(store.classes) + 1)
+    policy = RemainderPolicy("weighted")
+    (phase,) = CrossShard().phases(dataset, seed=0, batch_size=batch_size, policy=policy)
+    model = ShardModel(mlp(store.feature_shape, dataset.num_classes), policy)
+    optimizer = instantiate({"_target_": "keras.optimizers.SGD", "learning_rate": 0.01})
+    model.compile(optimizer=optimizer)
+    model.fit(phase.feed.epoch(0).take(WARMUP_BATCHES), verbose=0, shuffle=False)
+    print("BASELINE", json.dumps(common.rss_kb()), flush=True)
+    start = time.perf_counter()
+    model.fit(phase.feed.epoch(1), verbose=0, shuffle=False)
+    seconds = time.perf_counter() - start
+    seen = int(model.samples_seen.numpy())
+    print("DONE", json.dumps({**common.rss_kb(), "seconds": seconds, "seen": seen}), flush=True)
+    keras.backend.clear_session()
+
+
+def sample_child(folder: Path, batch_size: int) -> dict:
+    """Starts the child for ``folder`` and samples its memory until it exits."""
+    cmd = [sys.executable, __file__, "--child", str(folder), "--batch-size", str(batch_size)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    marks: dict[str, tuple[float, dict]] = {}
+
+    def read():
+        for line in proc.stdout:
+            tag, _, payload = line.partition(" ")
+            if tag in ("BASELINE", "DONE"):
+                marks[tag] = (time.perf_counter(), json.loads(payload))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    samples = []
+    while proc.poll() is None:
+        try:
+            samples.append((time.perf_counter(), common.rss_kb(proc.pid)))
+        except (OSError, ValueError, IndexError):
+            break
+        time.sleep(SAMPLE_SECONDS)
+    proc.wait()
+    reader.join()
+    if proc.returncode != 0 or set(marks) != {"BASELINE", "DONE"}:
+        raise RuntimeError(f"Memory child for {folder} failed (exit code {proc.returncode})")
+    t0, baseline = marks["BASELINE"]
+    t1, done = marks["DONE"]
+    epoch = [s for t, s in samples if t0 <= t <= t1] or [done]
+    mb = 1 / 1024
+    return {
+        "baseline_anon_mb": baseline["RssAnon"] * mb,
+        "peak_anon_mb": max(s["RssAnon"] for s in epoch) * mb,
+        "growth_anon_mb": (max(s["RssAnon"] for s in epoch) - baseline["RssAnon"]) * mb,
+        "peak_file_mb": max(s["RssFile"] for s in epoch) * mb,
+        "vm_hwm_mb": done["VmHWM"] * mb,
+        "epoch_seconds": done["seconds"],
+        "samples_per_s": done["seen"] / done["seconds"],
+        "memory_samples": len(epoch),
+    }
+
+
+def plan_memory(sizes: np.ndarray) -> dict:
+    """The index plan's bytes and the transient peak of making it (``tracemalloc``)."""
+    from forgetbench.data.samplers import cross_shard_order, epoch_rng
+
+    tracemalloc.start()
+    order = cross_shard_order(sizes, epoch_rng(0, 0, 1))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"plan_mb": order.nbytes / 2**20, "plan_peak_mb": peak / 2**20}
+
+
+def measure_size(size_gb: float, args) -> dict:
+    """Makes (or reuses) a folder of about ``size_gb`` GB and measures one epoch over it."""
+    from forgetbench.data.store import ShardStore
+
+    row_bytes = 4 * args.dim + 8
+    per_shard = int(size_gb * 2**30 / row_bytes / args.num_shards)
+    folder = common.make_shards(
+        common.SCRATCH / f"memory-{size_gb:g}gb",
+        num_shards=args.num_shards,
+        samples_per_shard=per_shard,
+        dim=args.dim,
+    )
+    store = ShardStore(folder)  # converts the .npz members to the memory-mappable cache once
+    result = {
+        "size_gb": size_gb,
+        "folder_mb": common.folder_bytes(folder) / 2**20,
+        "num_samples": store.num_samples,
+        **plan_memory(store.sizes),
+        **sample_child(folder, args.batch_size),
+    }
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes-gb", type=float, nargs="+", default=[0.5, 4.0])
+    parser.add_argument("--num-shards", type=int, default=16)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--keep", action="store_true", help="keep the shard folders")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child, args.batch_size)
+        return {}
+    rows = [measure_size(size, args) for size in args.sizes_gb]
+    flat = rows[-1]["peak_anon_mb"] - rows[0]["peak_anon_mb"]
+    print(
+        f"One cross-shard epoch (fit, batch {args.batch_size}, {args.num_shards} shards, "
+        f"{args.dim} float32 features)\n"
+    )
+    print(
+        common.table(
+            rows,
+            [
+                ("folder_mb", "folder MB", ",.0f"),
+                ("num_samples", "samples", ",d"),
+                ("baseline_anon_mb", "anon before", ",.0f"),
+                ("peak_anon_mb", "anon peak", ",.0f"),
+                ("growth_anon_mb", "anon growth", ",.0f"),
+                ("plan_mb", "plan", ",.1f"),
+                ("plan_peak_mb", "plan peak", ",.1f"),
+                ("peak_file_mb", "file-backed peak", ",.0f"),
+                ("vm_hwm_mb", "VmHWM", ",.0f"),
+                ("samples_per_s", "samples/s", ",.0f"),
+            ],
+        )
+    )
+    print(f"\nPeak anonymous memory, largest minus smallest folder: {flat:+.0f} MB")
+    result = {
+        "settings": {
+            "num_shards": args.num_shards,
+            "dim": args.dim,
+            "batch_size": args.batch_size,
+            "model": "mlp (64, 64)",
+        },
+        "rows": rows,
+        "anon_peak_difference_mb": flat,
+    }
+    print(f"\nWrote {common.write_result('memory', result)}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

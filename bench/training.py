@@ -1,0 +1,341 @@
+"""Training throughput (samples/s) of each strategy against plain ``model.fit(x, y)``, in one run.
+
+Same network (``conf/model``), optimizer (``conf/optimizer``), data (``conf/data``, larger
+shards), batch size and ``steps_per_execution`` for every row; each row builds a fresh model,
+trains one warm-up epoch (tracing) and then times ``--epochs`` epochs.
+
+Rows:
+
+- ``plain fit``: the network compiled with a sparse cross-entropy loss and ``accuracy``, one
+  ``model.fit(x, y, epochs=E, shuffle=True)`` on the in-memory training arrays: the baseline.
+- one row per strategy in ``conf/strategy/`` (a new strategy such as replay or EWC is picked up by
+  its YAML file), trained the way a run trains it (``Trainer``, one ``fit`` per phase and epoch,
+  strategy hooks) with evaluation only at the start and end (``eval.every_samples`` huge), so
+  the row is the training cost; the Trainer's evaluation seconds are excluded.
+- ``cross_shard, ShardModel.fit only``: the same feed and model without the Trainer (no
+  evaluation callback), to separate the per-batch callback cost.
+- ``cross_shard + evaluation every N``: the default evaluation interval; the evaluation cost is
+  reported as a share of the training time of the row without evaluation.
+- ``cross_shard, accumulation k``: exact accumulation (``weighted``) and Keras's own (``naive``).
+- ``cross_shard + quadratic penalty``: an EWC-shaped term ``sum F (w - w*)^2`` added once per
+  update through ``ShardModel.penalties``, a stand-in until the EWC strategy exists.
+
+Usage: ``python bench/training.py [--settings 32:1 32:16 256:1] [--epochs 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+common.quiet_tensorflow()
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from forgetbench.eval.evaluator import Evaluator  # noqa: E402
+from forgetbench.strategies.base import sequential_boundaries  # noqa: E402
+from forgetbench.train.model import ShardModel  # noqa: E402
+from forgetbench.train.trainer import Trainer  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")  # each row's new Evaluator traces anew: expected here
+CONF = common.ROOT / "conf"
+NO_EVAL = 10**15
+PLAIN = "plain fit(x, y) in memory"
+FIT_ONLY = "cross_shard, ShardModel.fit only (no Trainer)"
+PER_BATCH = "cross_shard, ShardModel.fit only, previous per-batch feed"
+EVAL = "cross_shard + evaluation every {} samples"
+EXACT = "cross_shard, exact accumulation k={} (weighted)"
+NAIVE = "cross_shard, Keras accumulation k={} (naive)"
+PENALTY = "cross_shard + quadratic penalty (EWC-shaped), fit only"
+
+
+def config(overrides: list[str]):
+    """The real config tree composed with ``overrides``."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def strategy_names() -> list[str]:
+    """Every strategy with a config file (replay and EWC join when their YAML exists)."""
+    return sorted(p.stem for p in (CONF / "strategy").glob("*.yaml"))
+
+
+class Bench:
+    """Builds models, feeds and trainers from one composed config, as ``forgetbench.run`` does.
+
+    Each ``*_row`` method builds a fresh model, runs one warm-up epoch (tracing) and returns a
+    function that trains ``epochs`` more epochs and returns ``{"samples", "seconds", ...}``;
+    rows are timed in interleaved rounds, so a burst of other load hits every row alike.
+    """
+
+    def __init__(self, cfg, epochs: int) -> None:
+        self.cfg, self.epochs = cfg, epochs
+        self.dataset = instantiate(cfg.data)
+        self.batch_size = int(cfg.train.batch_size)
+        self.spe = int(cfg.train.steps_per_execution)
+
+    def fresh(self, strategy: str, remainder: str = "weighted", k: int = 1):
+        """A new model and the phases of ``strategy`` (``conf/strategy/NAME.yaml``)."""
+        keras.utils.set_random_seed(int(self.cfg.seed))
+        cfg = self.cfg
+        policy = instantiate(config([f"remainder={remainder}"]).remainder)
+        strat = instantiate(config([f"strategy={strategy}"]).strategy)
+        net = instantiate(cfg.model)(self.dataset.train.feature_shape, self.dataset.num_classes)
+        model = ShardModel(net, policy, accumulation_steps=k)
+        keras_acc = {} if policy.exact or k == 1 else {"gradient_accumulation_steps": k}
+        optimizer = instantiate(cfg.optimizer, **keras_acc)
+        model.compile(optimizer=optimizer, steps_per_execution=self.spe)
+        phases = strat.phases(
+            self.dataset, seed=int(cfg.seed), batch_size=self.batch_size, policy=policy
+        )
+        return model, strat, phases
+
+    def trainer(self, model, strat, phases, evaluator, every_samples: int, epochs: int):
+        """A Trainer as in a run (boundaries of the sequential feed, held-out evaluator)."""
+        total = epochs * sum(p.feed.samples_per_epoch for p in phases)
+        sizes = self.dataset.train.sizes
+        boundaries = sequential_boundaries(sizes, epochs, self.batch_size, model.policy)
+        boundaries = np.minimum(boundaries, total)
+        boundaries[-1] = total
+        if every_samples == NO_EVAL:
+            boundaries = boundaries[-1:]
+        return Trainer(
+            model=model,
+            strategy=strat,
+            phases=phases,
+            evaluator=evaluator,
+            epochs=epochs,
+            every_samples=every_samples,
+            boundaries=boundaries,
+            seed=int(self.cfg.seed),
+        )
+
+    def trainer_row(self, strategy: str, every_samples: int = NO_EVAL, **kw):
+        """Training through the ``Trainer`` (hooks, evaluation schedule), as a run does.
+
+        Plugins' ``setup`` runs again each round (a fresh buffer; for EWC, variables the
+        already-traced step does not see): the per-step cost stays that of one run.
+        """
+        model, strat, phases = self.fresh(strategy, **kw)
+        evaluator = Evaluator(self.dataset.heldout, batch_size=int(self.cfg.eval.batch_size))
+        self.trainer(model, strat, phases, evaluator, every_samples, 1).train()
+
+        def run() -> dict:
+            trainer = self.trainer(model, strat, phases, evaluator, every_samples, self.epochs)
+            seen = trainer.samples_seen
+            start = time.perf_counter()
+            seconds = trainer.train()
+            wall = time.perf_counter() - start
+            return {
+                "samples": trainer.samples_seen - seen,
+                "seconds": seconds,
+                "wall_seconds": wall,
+                "eval_seconds": trainer.eval_seconds,
+                "evaluations": len(trainer.records) // self.dataset.heldout.num_shards,
+            }
+
+        return run
+
+    def fit_row(self, strategy: str, penalty: bool = False, per_batch: bool = False, **kw):
+        """Bare ``ShardModel.fit`` per phase and epoch: no Trainer, no callback.
+
+        ``per_batch`` feeds the previous pipeline (one gather call per batch) instead.
+        """
+        model, _, phases = self.fresh(strategy, **kw)
+        if penalty:
+            model.penalties.append(quadratic_penalty(model.net))
+        epoch_of = common.per_batch_epoch if per_batch else lambda feed, e: feed.epoch(e)
+
+        def epochs(count: int) -> dict:
+            seen = int(model.samples_seen.numpy())
+            start = time.perf_counter()
+            for phase in phases:
+                for e in range(count):
+                    model.fit(epoch_of(phase.feed, e), verbose=0, shuffle=False)
+                    model.flush()
+            seconds = time.perf_counter() - start
+            return {"samples": int(model.samples_seen.numpy()) - seen, "seconds": seconds}
+
+        epochs(1)
+        return lambda: epochs(self.epochs)
+
+    def plain_row(self):
+        """``model.fit(x, y, epochs=E)`` on the in-memory training arrays: the baseline."""
+        keras.utils.set_random_seed(int(self.cfg.seed))
+        data = self.dataset
+        x, y = data.train.load_all()
+        x, y = x.astype(np.float32), y.astype(np.int32)
+        net = instantiate(self.cfg.model)(data.train.feature_shape, data.num_classes)
+        net.compile(
+            optimizer=instantiate(self.cfg.optimizer),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            steps_per_execution=self.spe,
+        )
+        fit = {"batch_size": self.batch_size, "shuffle": True, "verbose": 0}
+        net.fit(x, y, epochs=1, **fit)
+
+        def run() -> dict:
+            start = time.perf_counter()
+            net.fit(x, y, epochs=self.epochs, **fit)
+            return {"samples": self.epochs * len(y), "seconds": time.perf_counter() - start}
+
+        return run
+
+
+def quadratic_penalty(net: keras.Model, strength: float = 1e-3):
+    """An EWC-shaped penalty ``strength * sum F (w - w*)^2`` (``F`` ones, ``w*`` the start)."""
+    anchors = [tf.constant(v.numpy()) for v in net.trainable_variables]
+    fisher = [tf.ones_like(a) for a in anchors]
+
+    def penalty():
+        return strength * tf.add_n(
+            [
+                tf.reduce_sum(f * tf.square(v - a))
+                for v, a, f in zip(net.trainable_variables, anchors, fisher, strict=True)
+            ]
+        )
+
+    return penalty
+
+
+def measure_setting(args, batch_size: int, spe: int) -> list[dict]:
+    """All rows at one batch size and ``steps_per_execution``, in interleaved rounds."""
+    cfg = config(
+        [
+            f"data.samples_per_shard={args.samples_per_shard}",
+            f"paths.data_cache={common.SCRATCH / 'data'}",
+            f"train.batch_size={batch_size}",
+            f"train.steps_per_execution={spe}",
+            "train.verbose=0",
+        ]
+    )
+    bench = Bench(cfg, args.epochs)
+    every, k = int(cfg.eval.every_samples), args.accumulation_steps
+    plans = [(PLAIN, bench.plain_row, {})]
+    plans += [(name, bench.trainer_row, {"strategy": name}) for name in strategy_names()]
+    plans += [
+        (FIT_ONLY, bench.fit_row, {"strategy": "cross_shard"}),
+        (PER_BATCH, bench.fit_row, {"strategy": "cross_shard", "per_batch": True}),
+        (
+            EVAL.format(every),
+            bench.trainer_row,
+            {"strategy": "cross_shard", "every_samples": every},
+        ),
+        (EXACT.format(k), bench.trainer_row, {"strategy": "cross_shard", "k": k}),
+        (
+            NAIVE.format(k),
+            bench.trainer_row,
+            {"strategy": "cross_shard", "k": k, "remainder": "naive"},
+        ),
+        (PENALTY, bench.fit_row, {"strategy": "cross_shard", "penalty": True}),
+    ]
+    runs = {}
+    for name, make, kw in plans:
+        runs[name] = make(**kw)
+    results = {name: [] for name in runs}
+    for r in range(args.rounds):
+        for name, run in runs.items():
+            results[name].append(run())
+        print(f"  batch {batch_size}, spe {spe}: round {r + 1}/{args.rounds} done", flush=True)
+    rows = [summarise(name, batch_size, spe, rounds) for name, rounds in results.items()]
+    add_ratios(rows, every, k)
+    return rows
+
+
+def summarise(name: str, batch_size: int, spe: int, rounds: list[dict]) -> dict:
+    """Best and median samples/s over the rounds, and the evaluation share."""
+    rates = [r["samples"] / r["seconds"] for r in rounds]
+    row = {
+        "row": name,
+        "batch_size": batch_size,
+        "steps_per_execution": spe,
+        "samples_per_round": rounds[0]["samples"],
+        "samples_per_s": max(rates),
+        "median_samples_per_s": float(np.median(rates)),
+        "rounds": len(rounds),
+    }
+    if "eval_seconds" in rounds[0]:
+        row["eval_seconds"] = float(np.median([r["eval_seconds"] for r in rounds]))
+        row["evaluations"] = rounds[0]["evaluations"]
+        row["eval_share"] = float(np.median([r["eval_seconds"] / r["seconds"] for r in rounds]))
+    return row
+
+
+def add_ratios(rows: list[dict], every: int, k: int) -> None:
+    """Ratios within one setting: against plain fit, and the targeted pairs."""
+    by = {r["row"]: r for r in rows}
+    plain = by[PLAIN]["samples_per_s"]
+    for r in rows:
+        r["vs_plain_fit"] = r["samples_per_s"] / plain
+    base = by["cross_shard"]["samples_per_s"]
+    for name in (EXACT.format(k), NAIVE.format(k), EVAL.format(every), FIT_ONLY, PER_BATCH):
+        by[name]["vs_cross_shard"] = by[name]["samples_per_s"] / base
+    for r in rows:  # the other Trainer rows evaluate only at the start and the end
+        if r["row"] != EVAL.format(every):
+            r.pop("eval_share", None)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=["32:1", "32:16", "256:1"],
+        help="BATCH_SIZE:STEPS_PER_EXECUTION pairs",
+    )
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per timed round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--samples-per-shard", type=int, default=8000)
+    parser.add_argument("--accumulation-steps", type=int, default=4)
+    args = parser.parse_args(argv)
+    rows = []
+    for setting in args.settings:
+        batch_size, spe = (int(v) for v in setting.split(":"))
+        rows += measure_setting(args, batch_size, spe)
+    cfg = config([f"data.samples_per_shard={args.samples_per_shard}"])
+    data = {
+        "dataset": "synthetic (conf/data/synthetic.yaml)",
+        "samples_per_shard": args.samples_per_shard,
+        "num_shards": int(cfg.data.num_shards),
+        "dim": int(cfg.data.dim),
+        "heldout_per_shard": int(cfg.data.heldout_per_shard),
+        "model": OmegaConf.to_container(cfg.model),
+        "optimizer": OmegaConf.to_container(cfg.optimizer),
+        "epochs_per_round": args.epochs,
+        "rounds": args.rounds,
+        "eval_every_samples": int(cfg.eval.every_samples),
+    }
+    print()
+    print(
+        common.table(
+            rows,
+            [
+                ("batch_size", "batch", "d"),
+                ("steps_per_execution", "spe", "d"),
+                ("row", "training", ""),
+                ("samples_per_s", "samples/s", ",.0f"),
+                ("median_samples_per_s", "median", ",.0f"),
+                ("vs_plain_fit", "vs plain fit", ".2f"),
+                ("vs_cross_shard", "vs cross_shard", ".2f"),
+                ("eval_share", "eval s / train s", ".1%"),
+            ],
+        )
+    )
+    result = {"data": data, "rows": rows}
+    print(f"\nWrote {common.write_result('training', result)}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
