@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 ERROR = "error.txt"
@@ -75,7 +76,9 @@ class SweepFailures(Callback):
         self.total = count_jobs(config.hydra.overrides.task)
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
-        """Prints how many runs of the sweep have a summary so far."""
+        """Prints how many runs of the sweep have a summary so far (multiruns only)."""
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
         sweep_dir = Path(config.hydra.sweep.dir)
         done = sum(1 for _ in sweep_dir.rglob(SUMMARY))
         total = getattr(self, "total", None) or count_jobs(config.hydra.overrides.task)
