@@ -24,30 +24,18 @@ FISHER_VARIANTS = ("empirical", "exact")
 MODES = ("separate", "online")
 
 
-def fisher_diagonal(
-    net: keras.Model, x: np.ndarray, y: np.ndarray, variant: str, batch_size: int = 64
-) -> list[np.ndarray]:
-    """Diagonal Fisher information of ``net``'s trainable variables on ``(x, y)``.
+def fisher_function(net: keras.Model, variant: str):
+    """A compiled ``(x, y, mask) -> [sum_i mask_i * per-sample squared gradient]`` for ``net``.
 
-    Per-sample gradients are computed vectorised (a Jacobian with ``pfor``) by batches; the sum
-    of their squares is divided by ``len(x)`` exactly.
-
-    Args:
-        net: Network returning class logits.
-        x: Features of the samples.
-        y: Integer labels (used by ``empirical`` only).
-        variant: ``empirical`` or ``exact``.
-        batch_size: Samples per vectorised Jacobian.
-
-    Returns:
-        One array per trainable variable, of the variable's shape.
+    Per-sample gradients come from one vectorised Jacobian (``pfor``); ``mask`` zeroes padding
+    rows, so every batch has the same shape and the function is traced once.
     """
     if variant not in FISHER_VARIANTS:
         raise ValueError(f"EWC fisher: expected one of {FISHER_VARIANTS}. Received {variant!r}")
     variables = net.trainable_variables
 
     @tf.function(reduce_retracing=True)
-    def squared_grad_sum(xb, yb):
+    def squared_grad_sum(xb, yb, mask):
         with tf.GradientTape() as tape:
             log_probs = tf.nn.log_softmax(net(xb, training=False))
             if variant == "empirical":
@@ -55,26 +43,60 @@ def fisher_diagonal(
             else:
                 target = log_probs
         jacobians = tape.jacobian(target, variables, experimental_use_pfor=True)
-        if variant == "empirical":  # (n, *shape)
-            return [tf.reduce_sum(tf.square(j), axis=0) for j in jacobians]
-        probs = tf.stop_gradient(tf.exp(log_probs))  # (n, C); jacobians (n, C, *shape)
+        # empirical: jacobians (n, *shape), weights (n, 1); exact: (n, C, *shape), weights p.
+        weights = mask[:, None] * (
+            tf.ones_like(mask)[:, None]
+            if variant == "empirical"
+            else tf.stop_gradient(tf.exp(log_probs))
+        )
         return [
             tf.reshape(
                 tf.einsum(
                     "nc,ncp->p",
-                    probs,
-                    tf.reshape(tf.square(j), tf.concat([tf.shape(probs), [-1]], 0)),
+                    weights,
+                    tf.reshape(tf.square(j), tf.concat([tf.shape(weights), [-1]], 0)),
                 ),
                 v.shape,
             )
             for j, v in zip(jacobians, variables, strict=True)
         ]
 
-    sums = [np.zeros(v.shape, np.float64) for v in variables]
+    return squared_grad_sum
+
+
+def fisher_diagonal(
+    net: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    variant: str,
+    batch_size: int = 64,
+    function=None,
+) -> list[np.ndarray]:
+    """Diagonal Fisher information of ``net``'s trainable variables on ``(x, y)``.
+
+    The sum of per-sample squared gradients is divided by ``len(x)`` exactly; the last, partial
+    batch is padded with zero-weight rows (not over-counted).
+
+    Args:
+        net: Network returning class logits.
+        x: Features of the samples.
+        y: Integer labels (used by ``empirical`` only).
+        variant: ``empirical`` or ``exact``.
+        batch_size: Samples per vectorised Jacobian.
+        function: A :func:`fisher_function` of ``net`` to reuse (made here when ``None``).
+
+    Returns:
+        One array per trainable variable, of the variable's shape.
+    """
+    function = function or fisher_function(net, variant)
+    sums = [np.zeros(v.shape, np.float64) for v in net.trainable_variables]
     for start in range(0, len(y), batch_size):
-        xb = tf.convert_to_tensor(x[start : start + batch_size], tf.float32)
-        yb = tf.convert_to_tensor(y[start : start + batch_size], tf.int32)
-        for total, part in zip(sums, squared_grad_sum(xb, yb), strict=True):
+        xb = np.zeros((batch_size, *x.shape[1:]), np.float32)
+        yb = np.zeros(batch_size, np.int32)
+        mask = np.zeros(batch_size, np.float32)
+        n = min(batch_size, len(y) - start)
+        xb[:n], yb[:n], mask[:n] = x[start : start + n], y[start : start + n], 1.0
+        for total, part in zip(sums, function(xb, yb, mask), strict=True):
             total += part.numpy()
     return [(s / len(y)).astype(np.float32) for s in sums]
 
@@ -117,6 +139,7 @@ class EWC(Plugin):
         self.log: list[dict] = []
         self.seed = 0
         self.phases_seen = 0
+        self._fisher_fn = None
 
     def setup(self, trainer) -> None:
         """Creates zeroed penalty variables (fixed structure: the train step is traced once)."""
@@ -168,8 +191,15 @@ class EWC(Plugin):
         idx = np.sort(rng.permutation(feed.order(0))[: self.fisher_samples])
         x, y = feed.gather(idx)
         net = trainer.model.net
+        if self._fisher_fn is None:
+            self._fisher_fn = fisher_function(net, self.fisher)
         new = fisher_diagonal(
-            net, np.asarray(x), np.asarray(y), self.fisher, self.fisher_batch_size
+            net,
+            np.asarray(x),
+            np.asarray(y),
+            self.fisher,
+            self.fisher_batch_size,
+            self._fisher_fn,
         )
         self._fold_in([f.astype(np.float64) for f in new], [v.numpy() for v in self._variables])
         self.phases_seen += 1
