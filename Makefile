@@ -8,6 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
 .PHONY: install demo test test-slow lint format clean
+.PHONY: bench
 
 install: $(STAMP)
 
@@ -28,6 +29,13 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Benchmarks (about 8 minutes on 2 cores, about 9 GB of scratch disk for the memory run):
+# tables printed, JSON written to results/bench/. See README "Performance".
+bench: install
+	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/training.py
+	$(BIN)/python bench/memory.py
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow

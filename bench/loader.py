@@ -52,6 +52,32 @@ def cross_shard_feed(store: ShardStore, batch_size: int):
     return phase.feed
 
 
+def tf_data_floor(feed) -> tf.data.Dataset:
+    """The Feed's pipeline shape with the gather replaced by returning one cached block.
+
+    What tf.data itself costs per batch here (``numpy_function`` call, tensor conversion,
+    ``unbatch``, ``prefetch``): the ceiling of any loader built this way on this machine.
+    """
+    order, full, per_call = (
+        feed.order(0),
+        feed.num_samples // feed.batch_size,
+        feed.batches_per_call,
+    )
+    block = feed.batches(order, 0, 0, min(per_call, full))
+    types = [tf.float32, tf.int32, tf.float32, tf.float32]
+
+    def load(i):
+        parts = tf.numpy_function(lambda i_: block, [i], types)
+        parts[0].set_shape((None, None, *feed.feature_shape))
+        for t in parts[1:]:
+            t.set_shape((None, None))
+        return tuple(parts)
+
+    blocks = tf.data.Dataset.range(full // len(block[1]))
+    dataset = blocks.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.unbatch().prefetch(tf.data.AUTOTUNE)
+
+
 def per_file_generator(paths: list[Path], store: ShardStore, order: np.ndarray):
     """The common pattern: an ``np.load(mmap_mode='r')`` handle per file, sample by sample."""
     handles = [np.load(p, mmap_mode="r") for p in paths]
@@ -98,6 +124,10 @@ def measure(store: ShardStore, paths: list[Path], batch_size: int, per_file_seco
         return n
 
     row("Feed.batch loop (numpy only, per batch)", common.best_rate(numpy_batches))
+    row(
+        "tf.data floor: cached numpy blocks, unbatch (no gather)",
+        common.best_rate(lambda: drain(tf_data_floor(feed))),
+    )
     row(
         "index plan only (cross_shard_order)",
         common.best_rate(lambda: len(cross_shard_order(sizes, epoch_rng(0, 0, next(epochs))))),

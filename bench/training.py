@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="BATCH_SIZE:STEPS_PER_EXECUTION pairs",
     )
     parser.add_argument("--epochs", type=int, default=1, help="epochs per timed round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samples-per-shard", type=int, default=8000)
     parser.add_argument("--accumulation-steps", type=int, default=4)
     args = parser.parse_args(argv)
