@@ -43,8 +43,14 @@ def cross_shard_order(sizes: np.ndarray, rng: np.random.Generator) -> np.ndarray
     """
     sizes = np.asarray(sizes, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
-    keys = np.concatenate([(np.arange(n) + rng.random(n)) / n for n in sizes])
-    shard_of_slot = np.repeat(np.arange(len(sizes)), sizes)[np.argsort(keys, kind="stable")]
+    keys = np.empty(int(offsets[-1]))  # filled in place: one N-sized float array at a time
+    for k, n in enumerate(sizes):
+        keys[offsets[k] : offsets[k + 1]] = (np.arange(n) + rng.random(n)) / n
+    slots = np.argsort(keys, kind="stable")
+    del keys
+    shard_ids = np.repeat(np.arange(len(sizes), dtype=np.min_scalar_type(len(sizes))), sizes)
+    shard_of_slot = shard_ids[slots]
+    del slots, shard_ids
     order = np.empty(int(offsets[-1]), dtype=np.int64)
     for k, n in enumerate(sizes):
         order[shard_of_slot == k] = offsets[k] + rng.permutation(n)
