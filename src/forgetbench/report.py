@@ -17,9 +17,8 @@ from forgetbench.plots.onset import plot_onsets
 from forgetbench.plots.style import save_figure
 from forgetbench.results import aggregate
 from forgetbench.results.aggregate import STRATEGY_ORDER, mean_ci
-from forgetbench.results.io import read_json, write_with
+from forgetbench.results.io import CURVES, SUMMARY, read_json, write_with
 from forgetbench.results.tables import latex, markdown
-from forgetbench.run import CURVES, SUMMARY
 
 __all__ = ["latex", "load_tables", "make_figures", "markdown", "mean_ci", "report", "summary_table"]
 

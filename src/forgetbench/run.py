@@ -24,17 +24,21 @@ from forgetbench.eval.evaluator import Evaluator, task_classes
 from forgetbench.eval.summary import summarise
 from forgetbench.plots.curves import plot_shard_curves
 from forgetbench.plots.style import save_figure
-from forgetbench.results.io import read_json, to_jsonable, write_json, write_with
+from forgetbench.results.io import (
+    CURVES,
+    INTERRUPTED,
+    MODEL,
+    SUMMARY,
+    read_json,
+    to_jsonable,
+    write_json,
+    write_with,
+)
 from forgetbench.strategies.base import sequential_boundaries
 from forgetbench.train.model import ShardModel
 from forgetbench.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
-
-SUMMARY = "summary.json"
-CURVES = "curves.parquet"
-MODEL = "model.keras"
-INTERRUPTED = "interrupted.json"
 
 
 def _at_least(minimum):

@@ -13,8 +13,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from forgetbench.results.io import SUMMARY
+
 ERROR = "error.txt"
-SUMMARY = "summary.json"
 NAME_EXCLUDED = ("hydra.", "hydra/", "train.verbose", "paths.")
 MAX_NAME = 120
 

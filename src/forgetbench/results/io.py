@@ -12,6 +12,12 @@ from typing import Any
 
 import numpy as np
 
+# The run folder's files (the contract in docs/architecture.md), named once for every module.
+SUMMARY = "summary.json"
+CURVES = "curves.parquet"
+MODEL = "model.keras"
+INTERRUPTED = "interrupted.json"
+
 
 @contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
