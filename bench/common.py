@@ -171,11 +171,9 @@ def per_batch_epoch(feed, epoch: int):
     """
     import tensorflow as tf
 
-    order = feed.order(epoch)
-
     def load(b):
         x, y, w, stream = tf.numpy_function(
-            lambda b_: feed.batch(order, epoch, int(b_)),
+            lambda b_: feed.batch(epoch, int(b_)),
             [b],
             [tf.float32, tf.int32, tf.float32, tf.float32],
         )

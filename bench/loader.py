@@ -32,7 +32,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from forgetbench.data.dataset import ShardDataset  # noqa: E402
-from forgetbench.data.samplers import cross_shard_order, epoch_rng  # noqa: E402
 from forgetbench.data.store import ShardStore  # noqa: E402
 from forgetbench.strategies.cross_shard import CrossShard  # noqa: E402
 from forgetbench.train.remainder import RemainderPolicy  # noqa: E402
@@ -58,12 +57,8 @@ def tf_data_floor(feed) -> tf.data.Dataset:
     What tf.data itself costs per batch here (``numpy_function`` call, tensor conversion,
     ``unbatch``, ``prefetch``): the ceiling of any loader built this way on this machine.
     """
-    order, full, per_call = (
-        feed.order(0),
-        feed.num_samples // feed.batch_size,
-        feed.batches_per_call,
-    )
-    block = feed.batches(order, 0, 0, min(per_call, full))
+    full, per_call = feed.num_samples // feed.batch_size, feed.batches_per_call
+    block = feed.batches(0, 0, min(per_call, full))
     types = [tf.float32, tf.int32, tf.float32, tf.float32]
 
     def load(i):
@@ -90,7 +85,7 @@ def per_file_generator(paths: list[Path], store: ShardStore, order: np.ndarray):
 def measure(store: ShardStore, paths: list[Path], batch_size: int, per_file_seconds: float):
     """All loaders at one batch size; returns one row per loader."""
     feed = cross_shard_feed(store, batch_size)
-    n, sizes = store.num_samples, store.sizes
+    n = store.num_samples
     x, y = store.load_all()
     rows = []
     epochs = iter(range(10**6))
@@ -109,18 +104,17 @@ def measure(store: ShardStore, paths: list[Path], batch_size: int, per_file_seco
 
     def numpy_blocks():
         epoch = next(epochs)
-        order, full, per_call = feed.order(epoch), n // batch_size, feed.batches_per_call
+        full, per_call = n // batch_size, feed.batches_per_call
         for first in range(0, full, per_call):
-            feed.batches(order, epoch, first, min(per_call, full - first))
+            feed.batches(epoch, first, min(per_call, full - first))
         return full * batch_size
 
     row("Feed.batches loop (numpy only, no tf.data)", common.best_rate(numpy_blocks))
 
     def numpy_batches():
         epoch = next(epochs)
-        order = feed.order(epoch)
         for b in range(feed.batches_per_epoch):
-            feed.batch(order, epoch, b)
+            feed.batch(epoch, b)
         return n
 
     row("Feed.batch loop (numpy only, per batch)", common.best_rate(numpy_batches))
@@ -129,8 +123,8 @@ def measure(store: ShardStore, paths: list[Path], batch_size: int, per_file_seco
         common.best_rate(lambda: drain(tf_data_floor(feed))),
     )
     row(
-        "index plan only (cross_shard_order)",
-        common.best_rate(lambda: len(cross_shard_order(sizes, epoch_rng(0, 0, next(epochs))))),
+        "index plan only (CrossShardPlan, a whole epoch)",
+        common.best_rate(lambda: len(feed.plan.order(next(epochs)))),
     )
 
     def fancy():
@@ -148,7 +142,7 @@ def measure(store: ShardStore, paths: list[Path], batch_size: int, per_file_seco
     row("from_tensor_slices, shuffle(N), batch", common.best_rate(lambda: drain(shuffled)))
 
     def per_file():
-        order = feed.order(next(epochs))
+        order = feed.plan.order(next(epochs))
         count, start = 0, time.perf_counter()
         for _ in per_file_generator(paths, store, order):
             count += 1

@@ -12,8 +12,9 @@ few milliseconds (no GIL shared with the child) for:
 - ``VmHWM``: the peak of both (what ``ru_maxrss``, and so ``summary.json``'s
   ``peak_memory_mb``, reports).
 
-The index plan's share is measured on its own with ``tracemalloc`` (numpy allocations): the plan
-itself (8 bytes a sample, held through the epoch) and the transient peak while it is made.
+The index plan's share is measured on its own with ``tracemalloc`` (numpy allocations): the peak
+while a whole epoch's order is computed slice by slice, as the Feed does (the plan holds nothing
+between slices).
 
 Usage: ``python bench/memory.py [--sizes-gb 0.5 4] [--keep]``; folders go under
 ``$FORGETBENCH_BENCH_DIR`` (default ``/tmp/forgetbench-bench``) and are deleted afterwards unless
@@ -111,15 +112,30 @@ def sample_child(folder: Path, batch_size: int) -> dict:
     }
 
 
-def plan_memory(sizes: np.ndarray) -> dict:
-    """The index plan's bytes and the transient peak of making it (``tracemalloc``)."""
-    from forgetbench.data.samplers import cross_shard_order, epoch_rng
+def plan_memory(sizes: np.ndarray, batch_size: int, per_call: int) -> dict:
+    """Peak numpy memory (``tracemalloc``) of computing a whole epoch's cross-shard order.
 
+    The epoch is sliced the way the Feed does it, one call's worth of batches at a time; the
+    plan holds nothing between slices, so the peak is that of one slice.
+    """
+    from forgetbench.data.samplers import CrossShardPlan
+
+    plan = CrossShardPlan(sizes, seed=0)
+    step = batch_size * per_call
     tracemalloc.start()
-    order = cross_shard_order(sizes, epoch_rng(0, 0, 1))
+    for start in range(0, plan.num_samples, step):
+        plan.slice(1, start, min(start + step, plan.num_samples))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return {"plan_mb": order.nbytes / 2**20, "plan_peak_mb": peak / 2**20}
+    return {"plan_slice_positions": step, "plan_peak_mb": peak / 2**20}
+
+
+def per_call_of(store, batch_size: int) -> int:
+    """Full batches the cross-shard Feed gathers (and slices its plan for) per call."""
+    from forgetbench.data.feed import Feed
+
+    row = 4 * int(np.prod(store.feature_shape))
+    return max(1, Feed.gather_bytes // (row * batch_size))
 
 
 def measure_size(size_gb: float, args) -> dict:
@@ -139,7 +155,7 @@ def measure_size(size_gb: float, args) -> dict:
         "size_gb": size_gb,
         "folder_mb": common.folder_bytes(folder) / 2**20,
         "num_samples": store.num_samples,
-        **plan_memory(store.sizes),
+        **plan_memory(store.sizes, args.batch_size, per_call_of(store, args.batch_size)),
         **sample_child(folder, args.batch_size),
     }
     if not args.keep:
@@ -174,7 +190,6 @@ def main(argv: list[str] | None = None) -> dict:
                 ("baseline_anon_mb", "anon before", ",.0f"),
                 ("peak_anon_mb", "anon peak", ",.0f"),
                 ("growth_anon_mb", "anon growth", ",.0f"),
-                ("plan_mb", "plan", ",.1f"),
                 ("plan_peak_mb", "plan peak", ",.1f"),
                 ("peak_file_mb", "file-backed peak", ",.0f"),
                 ("vm_hwm_mb", "VmHWM", ",.0f"),

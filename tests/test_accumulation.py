@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from forgetbench.data.feed import Feed
+from forgetbench.data.samplers import FixedPlan
 from forgetbench.train.model import ShardModel, per_sample_loss
 from forgetbench.train.models import logreg
 from forgetbench.train.remainder import RemainderPolicy
@@ -27,8 +28,7 @@ def make_data(n=N, seed=0):
 def identity_feed(x, y, policy, batch_size=B):
     return Feed(
         gather=lambda idx: (x[idx], y[idx]),
-        order=lambda epoch: np.arange(len(y)),
-        num_samples=len(y),
+        plan=FixedPlan(np.arange(len(y))),
         batch_size=batch_size,
         policy=policy,
         feature_shape=(DIM,),

@@ -1,12 +1,9 @@
-import gc
-import weakref
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from forgetbench.data.feed import Feed
-from forgetbench.data.samplers import epoch_rng, uniform_order
+from forgetbench.data.samplers import IndexPlan, ShuffledPlan
 from forgetbench.train.remainder import RemainderPolicy
 
 POLICIES = [
@@ -32,8 +29,7 @@ def extra(epoch, b):
 def make_feed(policy, gather_bytes, extra_size, num_samples=N):
     return Feed(
         gather=sorted_gather,
-        order=lambda epoch: uniform_order(num_samples, epoch_rng(0, 0, epoch)),
-        num_samples=num_samples,
+        plan=ShuffledPlan(0, num_samples, seed=0),
         batch_size=B,
         policy=policy,
         feature_shape=(2,),
@@ -49,8 +45,7 @@ def make_feed(policy, gather_bytes, extra_size, num_samples=N):
 @pytest.mark.parametrize("num_samples", [N, 64, 9])
 def test_blocked_epoch_equals_batch_by_batch(policy, gather_bytes, extra_size, num_samples):
     feed = make_feed(policy, gather_bytes, extra_size, num_samples)
-    order = feed.order(1)
-    expected = [feed.batch(order, 1, b) for b in range(feed.batches_per_epoch)]
+    expected = [feed.batch(1, b) for b in range(feed.batches_per_epoch)]
     dataset = feed.epoch(1)
     got = list(dataset.as_numpy_iterator())
     assert len(got) == len(expected) == int(dataset.cardinality())
@@ -70,21 +65,24 @@ def test_extra_of_the_wrong_size_is_refused():
     feed = make_feed(POLICIES[0], 2**30, 3)
     feed.extra_size = 4
     with pytest.raises(ValueError, match="expected 4 samples"):
-        feed.batches(feed.order(0), 0, 0, 2)
+        feed.batches(0, 0, 2)
 
 
-def test_an_epochs_index_plan_is_freed_with_its_pipeline():
-    plans = []
+class RecordingPlan(IndexPlan):
+    """A plan that records the largest slice anyone asked of it."""
 
-    def order(epoch):
-        plans.append(uniform_order(N, epoch_rng(0, 0, epoch)))
-        return plans[-1]
+    def __init__(self, plan):
+        self.plan, self.num_samples, self.largest = plan, plan.num_samples, 0
 
-    feed = make_feed(POLICIES[0], 2 * B * 8, 0)
-    feed.order = order
-    dataset = feed.epoch(0)
-    assert len(list(dataset.as_numpy_iterator())) == feed.batches_per_epoch
-    plan = weakref.ref(plans.pop())
-    del dataset
-    gc.collect()
-    assert plan() is None, "the index plan outlived its pipeline (it would leak every epoch)"
+    def slice(self, epoch, start, stop):
+        self.largest = max(self.largest, stop - start)
+        return self.plan.slice(epoch, start, stop)
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.name)
+def test_the_pipeline_never_materialises_the_epochs_order(policy):
+    feed = make_feed(policy, 2 * B * 8, 0)
+    feed.plan = RecordingPlan(feed.plan)
+    got = list(feed.epoch(0).as_numpy_iterator())
+    assert len(got) == feed.batches_per_epoch
+    assert 0 < feed.plan.largest <= feed.batches_per_call * B < N

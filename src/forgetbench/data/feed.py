@@ -1,4 +1,4 @@
-"""tf.data input pipeline: an index plan in numpy, sorted gathers, prefetched batches.
+"""tf.data input pipeline: a lazy index plan, sorted gathers, prefetched batches.
 
 Each batch is ``(features, labels, weights, stream)``: ``weights`` is 1 for a real sample and 0
 for a padding sample, so the train step can normalise by the real sample count; ``stream`` is 1
@@ -9,7 +9,9 @@ Full batches are gathered several at a time (about ``gather_bytes`` per ``numpy_
 call, one sorted gather over the union of their indices) and split into batches inside tf.data,
 so the per-call Python cost and the per-shard slicing of a gather are paid once per block
 instead of once per batch. Each batch is the same as when gathered alone: its samples in
-ascending index order, then its ``extra`` samples.
+ascending index order, then its ``extra`` samples. Each call computes its own part of the
+epoch's order (``plan.slice``), so the pipeline holds no index plan: its memory does not grow
+with the dataset.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from forgetbench.data.samplers import IndexPlan
 from forgetbench.train.remainder import RemainderPolicy
 
 Gather = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -32,8 +35,8 @@ class Feed:
 
     Attributes:
         gather: Reads ``(features, labels)`` at sorted global indices.
-        order: ``order(epoch)`` returns that epoch's global indices in visiting order.
-        num_samples: Samples per epoch before the remainder policy.
+        plan: The visiting order of the phase's samples, epoch by epoch
+            (``plan.num_samples`` samples per epoch before the remainder policy).
         batch_size: Samples per batch.
         policy: Remainder policy.
         feature_shape: Shape of one sample's features.
@@ -45,14 +48,18 @@ class Feed:
     """
 
     gather: Gather
-    order: Callable[[int], np.ndarray]
-    num_samples: int
+    plan: IndexPlan
     batch_size: int
     policy: RemainderPolicy
     feature_shape: tuple[int, ...]
     extra: Extra | None = None
     extra_size: int = 0
     gather_bytes: int = 2**21
+
+    @property
+    def num_samples(self) -> int:
+        """Samples per epoch before the remainder policy."""
+        return self.plan.num_samples
 
     @property
     def batches_per_epoch(self) -> int:
@@ -64,9 +71,11 @@ class Feed:
         """Real samples trained on in one epoch under the remainder policy."""
         return self.policy.samples_fed(self.num_samples, self.batch_size)
 
-    def batch(self, order: np.ndarray, epoch: int, b: int) -> tuple[np.ndarray, ...]:
+    def batch(self, epoch: int, b: int) -> tuple[np.ndarray, ...]:
         """Features, labels, weights and stream flags of batch ``b`` of an epoch."""
-        return self._batch(order[b * self.batch_size : (b + 1) * self.batch_size], epoch, b)
+        start = b * self.batch_size
+        indices = self.plan.slice(epoch, start, min(start + self.batch_size, self.num_samples))
+        return self._batch(indices, epoch, b)
 
     def _batch(self, indices: np.ndarray, epoch: int, b: int) -> tuple[np.ndarray, ...]:
         idx = np.sort(indices)
@@ -95,13 +104,13 @@ class Feed:
         row = 4 * int(np.prod(self.feature_shape, dtype=np.int64))
         return max(1, int(self.gather_bytes) // max(1, row * (self.batch_size + self.extra_size)))
 
-    def batches(self, order: np.ndarray, epoch: int, first: int, count: int) -> tuple:
+    def batches(self, epoch: int, first: int, count: int) -> tuple:
         """Full batches ``first .. first + count - 1`` stacked: arrays of shape ``(count, ...)``.
 
         Equal to stacking :meth:`batch` of each, with one sorted gather for all of them.
         """
-        size = self.batch_size
-        rows = order[first * size : (first + count) * size].reshape(count, size)
+        epoch, first, count, size = int(epoch), int(first), int(count), self.batch_size
+        rows = self.plan.slice(epoch, first * size, (first + count) * size).reshape(count, size)
         return self._batches(rows, epoch, first)
 
     def _batches(self, rows: np.ndarray, epoch: int, first: int) -> tuple:
@@ -138,44 +147,33 @@ class Feed:
     def epoch(self, epoch: int) -> tf.data.Dataset:
         """The batches of one epoch as a prefetched tf.data pipeline.
 
-        The epoch's index plan goes into the pipeline as a tensor (so it is freed with the
-        pipeline; a ``numpy_function`` closure over it would live as long as the process), as
-        int32 when the indices allow (4 bytes a sample for the epoch's duration). Full
-        batches come in blocks of :attr:`batches_per_call` (one gather each), split into batches
-        by ``unbatch``; a partial last batch (kept or padded) follows on its own, gathered when
-        the pipeline is built.
+        Full batches come in blocks of :attr:`batches_per_call`, each computed (its slice of the
+        plan, one gather) by one ``numpy_function`` call and split into batches by ``unbatch``;
+        the pipeline itself holds only the block numbers. A partial last batch (kept or padded)
+        follows on its own, gathered when the pipeline is built.
         """
-        order = np.asarray(self.order(epoch), dtype=np.int64)
         size, per_call = self.batch_size, self.batches_per_call
         full = self.num_samples // size
-        whole = full // per_call * per_call
-        rows = order[: full * size].reshape(full, size)
-        if full and rows.max() < 2**31:
-            rows = rows.astype(np.int32)
         types = [tf.float32, tf.int32, tf.float32, tf.float32]
         epoch_t = tf.constant(epoch, tf.int64)
 
-        def load_block(first, block):
-            x, y, w, stream = tf.numpy_function(self._batches, [block, epoch_t, first], types)
+        def call(epoch_, first):
+            return self.batches(epoch_, first, min(per_call, full - int(first)))
+
+        def load_block(first):
+            x, y, w, stream = tf.numpy_function(call, [epoch_t, first], types)
             x.set_shape((None, None, *self.feature_shape))
             for t in (y, w, stream):
                 t.set_shape((None, None))
             return x, y, w, stream
 
-        starts = np.arange(0, whole, per_call, dtype=np.int64)
-        blocks = tf.data.Dataset.from_tensor_slices(
-            (starts, rows[:whole].reshape(len(starts), per_call, size))
+        dataset = (
+            tf.data.Dataset.range(0, full, per_call)
+            .map(load_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .unbatch()
         )
-        if full > whole:
-            blocks = blocks.concatenate(
-                tf.data.Dataset.from_tensors((np.int64(whole), rows[whole:]))
-            )
-        dataset = blocks.map(
-            load_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        ).unbatch()
         if self.batches_per_epoch > full:  # small: gathered now, saves tracing one more map
-            tail = self._batch(order[full * size :], epoch, full)
-            dataset = dataset.concatenate(tf.data.Dataset.from_tensors(tail))
+            dataset = dataset.concatenate(tf.data.Dataset.from_tensors(self.batch(epoch, full)))
         return dataset.apply(
             tf.data.experimental.assert_cardinality(self.batches_per_epoch)
         ).prefetch(tf.data.AUTOTUNE)

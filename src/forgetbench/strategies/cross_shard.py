@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.feed import Feed
-from forgetbench.data.samplers import cross_shard_order, epoch_rng
+from forgetbench.data.samplers import CrossShardPlan
 from forgetbench.strategies.base import Phase, Strategy
 from forgetbench.train.remainder import RemainderPolicy
 
@@ -25,8 +25,7 @@ class CrossShard(Strategy):
                 train_shard=None,
                 feed=Feed(
                     gather=store.gather,
-                    order=lambda epoch: cross_shard_order(store.sizes, epoch_rng(seed, 0, epoch)),
-                    num_samples=store.num_samples,
+                    plan=CrossShardPlan(store.sizes, seed),
                     batch_size=batch_size,
                     policy=policy,
                     feature_shape=store.feature_shape,

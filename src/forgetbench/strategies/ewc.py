@@ -187,8 +187,8 @@ class EWC(Plugin):
     def after_phase(self, trainer, phase: Phase) -> None:
         """Estimates the shard's Fisher on its samples and folds it into the penalty."""
         feed = phase.feed
-        rng = np.random.default_rng([self.seed, phase.index, 3])
-        idx = np.sort(rng.permutation(feed.order(0))[: self.fisher_samples])
+        # The first samples of epoch 0's order: a uniform random subset under the shuffled plans.
+        idx = np.sort(feed.plan.slice(0, 0, min(self.fisher_samples, feed.num_samples)))
         x, y = feed.gather(idx)
         net = trainer.model.net
         if self._fisher_fn is None:

@@ -6,7 +6,7 @@ import numpy as np
 
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.feed import Feed
-from forgetbench.data.samplers import epoch_rng, uniform_order
+from forgetbench.data.samplers import ShuffledPlan
 from forgetbench.strategies.base import Phase, Strategy
 from forgetbench.train.remainder import RemainderPolicy
 
@@ -25,15 +25,13 @@ class Joint(Strategy):
         def gather(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return x[idx], y[idx]
 
-        n = len(y)
         return [
             Phase(
                 index=0,
                 train_shard=None,
                 feed=Feed(
                     gather=gather,
-                    order=lambda epoch: uniform_order(n, epoch_rng(seed, 0, epoch)),
-                    num_samples=n,
+                    plan=ShuffledPlan(0, len(y), seed),
                     batch_size=batch_size,
                     policy=policy,
                     feature_shape=dataset.train.feature_shape,

@@ -90,11 +90,11 @@ class Replay(Plugin):
     def after_phase(self, trainer, phase: Phase) -> None:
         """Streams the phase's own samples (first-epoch order, by chunks) into the buffer."""
         feed = phase.feed
-        order = feed.order(0)
         rng = np.random.default_rng([self.seed, phase.index, 2])
         shard = -1 if phase.train_shard is None else phase.train_shard
-        for start in range(0, len(order), self.stream_chunk):
-            idx = np.sort(order[start : start + self.stream_chunk])
+        for start in range(0, feed.num_samples, self.stream_chunk):
+            stop = min(start + self.stream_chunk, feed.num_samples)
+            idx = np.sort(feed.plan.slice(0, start, stop))
             x, y = feed.gather(idx)
             self.buffer.add(np.asarray(x), np.asarray(y), np.full(len(y), shard, np.int32), rng)
 

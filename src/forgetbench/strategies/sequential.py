@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.feed import Feed
-from forgetbench.data.samplers import epoch_rng, shard_order
+from forgetbench.data.samplers import ShuffledPlan
 from forgetbench.strategies.base import Phase, Strategy
 from forgetbench.train.remainder import RemainderPolicy
-
-
-def _order(store_offset: int, size: int, seed: int, phase: int, epoch: int):
-    return shard_order(store_offset, size, epoch_rng(seed, phase, epoch))
 
 
 class Sequential(Strategy):
@@ -31,8 +25,7 @@ class Sequential(Strategy):
                 train_shard=k,
                 feed=Feed(
                     gather=store.gather,
-                    order=partial(_order, int(store.offsets[k]), int(store.sizes[k]), seed, k),
-                    num_samples=int(store.sizes[k]),
+                    plan=ShuffledPlan(int(store.offsets[k]), int(store.sizes[k]), seed, phase=k),
                     batch_size=batch_size,
                     policy=policy,
                     feature_shape=store.feature_shape,
