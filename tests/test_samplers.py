@@ -105,9 +105,10 @@ def test_every_position_is_equally_likely_for_every_sample(size):
     assert chi2 < stats.chi2.ppf(0.999, (size - 1) ** 2), table
 
 
-def test_consecutive_pairs_are_uniform():
+@pytest.mark.parametrize("size", [3, 6, 9])
+def test_consecutive_pairs_are_uniform(size):
     # Which ordered pair of samples opens the epoch: all size * (size - 1) pairs equally often.
-    size, epochs = 6, 6000
+    epochs = 200 * size * (size - 1)
     plan = ShuffledPlan(0, size, seed=5)
     pairs = np.zeros((size, size))
     for epoch in range(epochs):
@@ -117,6 +118,18 @@ def test_consecutive_pairs_are_uniform():
     expected = epochs / (size * (size - 1))
     chi2 = ((observed - expected) ** 2 / expected).sum()
     assert chi2 < stats.chi2.ppf(0.999, size * (size - 1) - 1), pairs
+
+
+def test_large_shards_open_with_uniform_samples_and_pairs():
+    # A shard large enough for unequal Feistel halves: the first sample falls in each tenth of
+    # the shard equally often, and so does the (first, second) pair in each of 5 x 5 cells.
+    size, epochs = 70_001, 5000
+    plan = ShuffledPlan(0, size, seed=9)
+    firsts = np.array([plan.slice(epoch, 0, 2) for epoch in range(epochs)])
+    tenths = np.bincount(firsts[:, 0] * 10 // size, minlength=10)
+    assert stats.chisquare(tenths).pvalue > 0.001, tenths
+    cells = np.bincount((firsts[:, 0] * 5 // size) * 5 + firsts[:, 1] * 5 // size, minlength=25)
+    assert stats.chisquare(cells).pvalue > 0.001, cells
 
 
 @pytest.mark.parametrize("block_size", [1, 3, 64, 4096])

@@ -17,7 +17,8 @@ import functools
 
 import numpy as np
 
-ROUNDS = 8  # Feistel rounds; 8 keep each sample's position uniform even for tiny shards
+ROUNDS = 8  # Feistel rounds (even); 8 keep each sample's position uniform even for tiny shards
+BALANCED_BELOW_BITS = 16  # domains of fewer bits use two equal halves
 _M1 = np.uint64(0xBF58476D1CE4E5B9)  # splitmix64 multipliers
 _M2 = np.uint64(0x94D049BB133111EB)
 _S31 = np.uint64(31)
@@ -50,9 +51,12 @@ def jitter(keys: np.ndarray, stream: np.ndarray, rank: np.ndarray) -> np.ndarray
 class Permutations:
     """Keyed pseudo-random permutations of ``range(n_k)``, one per stream ``k``, by element.
 
-    A balanced Feistel network on ``2 * h`` bits (``2 ** (2 * h) >= n_k``, so fewer than four
-    tries per element) with cycle walking: values that land outside ``range(n_k)`` are encrypted
-    again until they land inside, which keeps the map a bijection of ``range(n_k)``.
+    A Feistel network on the ``m`` bits of ``n_k - 1`` (halves of ``ceil(m / 2)`` and
+    ``floor(m / 2)`` bits that trade places every round; ``2 ** m < 2 * n_k``, so fewer than two
+    tries per element on average; two halves of ``ceil(m / 2)`` bits for small shards) with
+    cycle walking: values that land outside ``range(n_k)`` are encrypted again until they land
+    inside, which keeps the map a bijection of ``range(n_k)``. Rounds use a keyed splitmix64
+    finaliser.
 
     Args:
         sizes: ``n_k`` of each stream.
@@ -62,8 +66,10 @@ class Permutations:
         self.sizes = np.asarray(sizes, dtype=np.int64)
         if np.any(self.sizes < 1):
             raise ValueError(f"Permutations: sizes must be >= 1. Received {self.sizes.tolist()}")
-        half = [(max(2, int(n - 1).bit_length()) + 1) // 2 for n in self.sizes]
-        self.half = np.array(half, dtype=np.uint64)
+        bits = np.array([max(2, int(n - 1).bit_length()) for n in self.sizes], dtype=np.uint64)
+        self.high = (bits + _ONE) // np.uint64(2)  # bits of the half that starts on the left
+        # Halves of one or two bits mix pairs poorly: small domains get two equal halves.
+        self.low = np.where(bits < BALANCED_BELOW_BITS, self.high, bits - self.high)
 
     def __call__(self, keys: np.ndarray, stream: np.ndarray, rank: np.ndarray) -> np.ndarray:
         """Position ``rank`` of stream ``stream`` under the permutations keyed by ``keys``.
@@ -86,20 +92,19 @@ class Permutations:
         return out.astype(np.int64)
 
     def _encrypt(self, x: np.ndarray, keys: np.ndarray, stream: np.ndarray) -> np.ndarray:
-        half = self.half[stream]
-        mask = (_ONE << half) - _ONE
-        shift = np.uint64(64) - half
         round_keys = keys[stream]  # (elements, ROUNDS + 1)
-        left, right = x >> half, x & mask
-        for r in range(ROUNDS):
+        width_left, width_right = self.high[stream], self.low[stream]
+        left, right = x >> width_right, x & ((_ONE << width_right) - _ONE)
+        for r in range(ROUNDS):  # ROUNDS is even: the halves end where they started
             z = right ^ round_keys[:, r]
             z *= _M1
             z ^= z >> _S31
             z *= _M2
-            z >>= shift
+            z >>= np.uint64(64) - width_left
             z ^= left
             left, right = right, z
-        left <<= half
+            width_left, width_right = width_right, width_left
+        left <<= width_right
         return left | right
 
 
