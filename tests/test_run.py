@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forgetbench.run import run
+from forgetbench.run import rss_anon_mb, run
 
 CURVE_COLUMNS = [
     "run_id",
@@ -31,6 +31,7 @@ SUMMARY_KEYS = [
     "onset",
     "timing",
     "peak_memory_mb",
+    "peak_rss_mb",
     "config",
     "boundaries",
     "phases",
@@ -58,6 +59,8 @@ def test_run_writes_contract_files(tiny_cfg, tmp_path, strategy):
     for key in SUMMARY_KEYS:
         assert key in summary, key
     assert summary["status"] == "completed"
+    if rss_anon_mb() is not None:  # Linux: anonymous peak, at most the peak resident set
+        assert 0 < summary["peak_memory_mb"] <= summary["peak_rss_mb"]
     assert set(summary["metrics"]) >= {"acc", "bwt", "fwt", "forgetting"}
     R = np.array(summary["accuracy_matrix"])
     assert R.shape == (3, 3)
