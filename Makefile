@@ -30,12 +30,13 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# Benchmarks (about 8 minutes on 2 cores, about 9 GB of scratch disk for the memory run):
+# Benchmarks (about 10 minutes on 2 cores, about 9 GB of scratch disk for the memory run):
 # tables printed, JSON written to results/bench/. See README "Performance".
 bench: install
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/training.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/grid.py
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow

@@ -10,7 +10,7 @@ few milliseconds (no GIL shared with the child) for:
   the page cache and are reclaimable, so they are not "memory the loader holds" (and they grow
   with the folder, up to the free RAM).
 - ``VmHWM``: the peak of both (what ``ru_maxrss``, and so ``summary.json``'s
-  ``peak_memory_mb``, reports).
+  ``peak_rss_mb``, reports; its ``peak_memory_mb`` is the sampled ``RssAnon`` peak).
 
 The index plan's share is measured on its own with ``tracemalloc`` (numpy allocations): the peak
 while a whole epoch's order is computed slice by slice, as the Feed does (the plan holds nothing

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forgetbench.run import run
+from forgetbench.run import rss_anon_mb, run
 
 CURVE_COLUMNS = [
     "run_id",
@@ -31,6 +31,7 @@ SUMMARY_KEYS = [
     "onset",
     "timing",
     "peak_memory_mb",
+    "peak_rss_mb",
     "config",
     "boundaries",
     "phases",
@@ -58,6 +59,8 @@ def test_run_writes_contract_files(tiny_cfg, tmp_path, strategy):
     for key in SUMMARY_KEYS:
         assert key in summary, key
     assert summary["status"] == "completed"
+    if rss_anon_mb() is not None:  # Linux: anonymous peak, at most the peak resident set
+        assert 0 < summary["peak_memory_mb"] <= summary["peak_rss_mb"]
     assert set(summary["metrics"]) >= {"acc", "bwt", "fwt", "forgetting"}
     R = np.array(summary["accuracy_matrix"])
     assert R.shape == (3, 3)
@@ -167,3 +170,14 @@ def test_invalid_config_refused_before_any_work(tiny_cfg, tmp_path, override, ma
     with pytest.raises(ValueError, match=match):
         run(tiny_cfg(override), tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_run_id_ignores_where_files_go_but_not_what_is_computed(tiny_cfg, tmp_path):
+    from forgetbench.run import run_id
+
+    def rid(*overrides):
+        return run_id(tiny_cfg(*overrides), "sequential", "toy", "weighted")
+
+    base = rid()
+    assert rid(f"paths.data_cache={tmp_path / 'elsewhere'}", "train.verbose=0") == base
+    assert rid("train.batch_size=7") != base

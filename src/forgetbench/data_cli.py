@@ -2,8 +2,9 @@
 
 ``check DIR`` validates every shard (and a held-out folder, when given) and prints one row per
 shard; it exits with status 1 and the error, naming the file, on any problem. ``convert DIR``
-does the one-time conversion of ``.npz`` members into memory-mappable ``.npy`` files (in
-``DIR/.forgetbench_cache``, where runs look for them) ahead of a sweep, with a progress bar.
+does the one-time conversion of ``.npz`` members into memory-mappable ``.npy`` files (where runs
+look for them: ``DIR/.forgetbench_cache``, or the per-user cache when ``DIR`` is read-only, or
+under ``--convert-cache``, as ``data.convert_cache``) ahead of a sweep, with a progress bar.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import pandas as pd
 from forgetbench.data.dataset import ShardDataset, check_labels_below
 from forgetbench.data.npz_dir import heldout_count, open_heldout_dir
 from forgetbench.data.shards import (
-    CACHE_FOLDER,
+    ShardCacheError,
     ShardFiles,
     ShardFormatError,
     check_consistent,
     discover_shards,
     prepare_shard,
+    resolve_cache,
 )
 from forgetbench.data.store import ShardStore
 
@@ -61,6 +63,7 @@ def check(args: argparse.Namespace) -> int:
     """Validates the folder as a run would, and prints the shard table."""
     options = {"feature_key": args.feature_key, "label_key": args.label_key}
     options["allow_nonfinite"] = args.allow_nonfinite
+    options["cache_root"] = args.convert_cache
     train = ShardStore(args.folder, **options)
     if args.heldout_dir is None:
         stores = [train]
@@ -88,11 +91,12 @@ def convert(args: argparse.Namespace) -> int:
     from keras.utils import Progbar  # imported here: TensorFlow loads slowly, check needs none
 
     found = discover_shards(args.folder, args.feature_key, args.label_key)
-    cache = args.folder / CACHE_FOLDER
+    keys = (args.feature_key, args.label_key)
+    cache = resolve_cache(args.folder, found, *keys, cache_root=args.convert_cache)
     bar = Progbar(len(found), unit_name="shard")
     shards = []
     for name, sources in found.items():
-        shards.append(prepare_shard(name, sources, cache, args.feature_key, args.label_key))
+        shards.append(prepare_shard(name, sources, cache, *keys))
         bar.update(len(shards))
     check_consistent(shards, allow_nonfinite=args.allow_nonfinite)
     samples = sum(s.n for s in shards)
@@ -116,6 +120,13 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--allow-nonfinite", action="store_true", help="accept NaN or infinite features"
         )
+        sub.add_argument(
+            "--convert-cache",
+            type=Path,
+            metavar="ROOT",
+            help="root folder for converted members, as data.convert_cache (default: "
+            "DIR/.forgetbench_cache, or the per-user cache when DIR is read-only)",
+        )
     check_parser = commands.choices["check"]
     check_parser.add_argument("--heldout-dir", type=Path, help="parallel held-out folder")
     check_parser.add_argument(
@@ -130,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ShardFormatError, ValueError) as exc:
+    except (ShardFormatError, ShardCacheError, ValueError) as exc:
         print(f"forgetbench-data {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

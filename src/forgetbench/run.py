@@ -8,6 +8,7 @@ import logging
 import platform
 import resource
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,9 @@ from forgetbench.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
+PROC_STATUS = Path("/proc/self/status")
+MEMORY_SAMPLE_SECONDS = 0.02
+
 
 def _at_least(minimum):
     return lambda value: int(value) == value and value >= minimum
@@ -68,9 +72,21 @@ def validate_config(cfg: DictConfig) -> None:
             raise ValueError(f"Invalid config value {key}={value!r}. Expected {allowed}.")
 
 
+# Config keys that say where files go or how much is printed, not what is computed: left out of
+# the run id's hash, so the same run has the same id on every machine.
+RUN_ID_IGNORED = ("paths", "train.verbose", "data.cache_dir", "data.convert_cache")
+
+
 def run_id(cfg: DictConfig, strategy: str, dataset: str, remainder: str) -> str:
-    """A readable id of the run plus a hash of its resolved config."""
+    """A readable id of the run plus a hash of its resolved config (without ``RUN_ID_IGNORED``)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    for key in RUN_ID_IGNORED:
+        *parents, leaf = key.split(".")
+        node = resolved
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
     digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:8]
     return f"{dataset}-{strategy}-{remainder}-seed{cfg.seed}-{digest}"
 
@@ -113,6 +129,71 @@ def _terminate_raises():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def rss_anon_mb() -> float | None:
+    """The process's anonymous resident memory now (Linux ``RssAnon``), in MB; else ``None``.
+
+    Unlike the resident set size it leaves out file-backed pages, such as memory-mapped shards
+    in the page cache (reclaimable, and as large as the data set and free RAM allow).
+    """
+    try:
+        with open(PROC_STATUS, "rb") as status:
+            for line in status:
+                if line.startswith(b"RssAnon:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set size so far (``ru_maxrss``, with mapped files), in MB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, else kB
+
+
+class PeakMemory:
+    """Peak anonymous memory while a block runs: ``RssAnon`` sampled by a background thread.
+
+    ``RssAnon`` is a current value, not a high-water mark (the kernel keeps one only for the
+    whole resident set, ``VmHWM``/``ru_maxrss``), so a daemon thread reads it every
+    ``interval`` seconds (about 50 µs a read), and once more on entry and exit. A peak shorter
+    than the interval can be missed. Where ``/proc`` has no ``RssAnon`` (not Linux), no thread
+    starts and ``peak`` stays ``None``.
+
+    Attributes:
+        peak: The largest value read, in MB, or ``None``.
+    """
+
+    def __init__(self, interval: float = MEMORY_SAMPLE_SECONDS, read=rss_anon_mb) -> None:
+        self.interval, self.read = interval, read
+        self.peak: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sample(self) -> None:
+        """Reads the current value and keeps it if it is the largest so far."""
+        value = self.read()
+        if value is not None and (self.peak is None or value > self.peak):
+            self.peak = value
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> PeakMemory:
+        self.sample()
+        if self.peak is not None:
+            self._thread = threading.Thread(target=self._loop, name="peak-memory", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.sample()
 
 
 def build_trainer(cfg: DictConfig):
@@ -180,41 +261,43 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         log.info("Skipping %s: %s exists (finished run).", out_dir, SUMMARY)
         return read_json(out_dir / SUMMARY)
     validate_config(cfg)
-    _seed_everything(int(cfg.seed))
-    trainer, dataset, policy, strategy = build_trainer(cfg)
-    identity = {
-        "run_id": run_id(cfg, strategy.name, dataset.name, policy.name),
-        "dataset": dataset.name,
-        "strategy": strategy.name,
-        "remainder": policy.name,
-        "seed": int(cfg.seed),
-    }
-    try:
-        with _terminate_raises():
-            train_seconds = trainer.train()
-    except (KeyboardInterrupt, RunInterrupted) as exc:
-        partial = _curves(trainer, identity)
-        write_with(out_dir / CURVES, lambda p: partial.to_parquet(p, index=False))
-        write_json(
-            out_dir / INTERRUPTED,
-            {
-                "status": "interrupted",
-                "reason": str(exc) or type(exc).__name__,
-                **identity,
-                "samples_seen": trainer.samples_seen,
-            },
-        )
-        raise
-    curves = _curves(trainer, identity)
-    total = int(trainer.boundaries[-1])
-    summary = {
-        "status": "completed" if trainer.diverged is None else "diverged",
-        **identity,
-        **(
+    with PeakMemory() as memory:  # data, model, training, evaluation, metrics; not the writing
+        _seed_everything(int(cfg.seed))
+        trainer, dataset, policy, strategy = build_trainer(cfg)
+        identity = {
+            "run_id": run_id(cfg, strategy.name, dataset.name, policy.name),
+            "dataset": dataset.name,
+            "strategy": strategy.name,
+            "remainder": policy.name,
+            "seed": int(cfg.seed),
+        }
+        try:
+            with _terminate_raises():
+                train_seconds = trainer.train()
+        except (KeyboardInterrupt, RunInterrupted) as exc:
+            partial = _curves(trainer, identity)
+            write_with(out_dir / CURVES, lambda p: partial.to_parquet(p, index=False))
+            write_json(
+                out_dir / INTERRUPTED,
+                {
+                    "status": "interrupted",
+                    "reason": str(exc) or type(exc).__name__,
+                    **identity,
+                    "samples_seen": trainer.samples_seen,
+                },
+            )
+            raise
+        curves = _curves(trainer, identity)
+        total = int(trainer.boundaries[-1])
+        results = (
             summarise(curves, trainer.boundaries, cfg.eval.onset_delta, cfg.eval.onset_patience)
             if trainer.diverged is None
             else {"diverged": trainer.diverged}
-        ),
+        )
+    summary = {
+        "status": "completed" if trainer.diverged is None else "diverged",
+        **identity,
+        **results,
         "phases": _phase_spans(trainer.phases, trainer.boundaries, total),
         "shards": {
             "names": dataset.train.names,
@@ -227,7 +310,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             "samples_seen": int(trainer.samples_seen),
             "samples_per_second": trainer.samples_seen / train_seconds if train_seconds else None,
         },
-        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_memory_mb": memory.peak,  # anonymous (RssAnon, sampled); None off Linux
+        "peak_rss_mb": peak_rss_mb(),  # with file-backed pages (memory-mapped shards)
         "optimizer_state": "reset per phase" if trainer.reset_optimizer else "kept across phases",
         "strategy_info": strategy.summary(),
         "train_log": trainer.train_log,

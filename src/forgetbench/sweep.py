@@ -16,7 +16,14 @@ from omegaconf import DictConfig
 from forgetbench.results.io import SUMMARY
 
 ERROR = "error.txt"
-NAME_EXCLUDED = ("hydra.", "hydra/", "train.verbose", "paths.")
+NAME_EXCLUDED = (
+    "hydra.",
+    "hydra/",
+    "train.verbose",
+    "paths.",
+    "data.cache_dir",
+    "data.convert_cache",
+)
 MAX_NAME = 120
 
 

@@ -42,13 +42,15 @@ def build_npz_dir(
     num_classes: int | None = None,
     allow_nonfinite: bool = False,
     seed: int = 0,
+    convert_cache: str | os.PathLike | None = None,
 ) -> ShardDataset:
     """Opens a folder of shards, with a held-out split per shard.
 
     Args:
         cache_dir: Root folder of the data cache (where a carved split goes).
         path: Folder of ``NAME.npz`` files, or ``NAME.<feature_key>.npy`` and
-            ``NAME.<label_key>.npy`` pairs. Converted members go to ``path/.forgetbench_cache``.
+            ``NAME.<label_key>.npy`` pairs. Converted members go to ``path/.forgetbench_cache``
+            when ``path`` is writable (see ``convert_cache``).
         name: Dataset name in results.
         feature_key: Key (member name) of the features.
         label_key: Key (member name) of the integer labels.
@@ -59,19 +61,31 @@ def build_npz_dir(
         num_classes: Number of classes of the output layer; the largest label + 1 when ``None``.
         allow_nonfinite: Accept NaN or infinite features instead of raising.
         seed: Seed of the carve.
+        convert_cache: Root folder for the converted members of ``path`` and ``heldout_dir``
+            (each in ``<folder name>-<hash of its path>``); ``None``: beside the data when
+            writable, else ``$XDG_CACHE_HOME/forgetbench/shards``.
 
     Raises:
         ShardFormatError: naming the file and what was expected, for any bad shard.
+        ShardCacheError: naming the folder and ``data.convert_cache`` when no cache folder
+            can be written.
     """
     options = {"feature_key": feature_key, "label_key": label_key}
     options["allow_nonfinite"] = allow_nonfinite
+    options["cache_root"] = None if convert_cache is None else Path(convert_cache).expanduser()
     order = None if order is None else list(order)
     train = ShardStore(Path(path).expanduser(), order=order, **options)
     if num_classes is not None:  # before any carve, so that errors name the user's files
         check_labels_below(int(num_classes), train)
     if heldout_dir is None:
+        keys = {"feature_key": feature_key, "label_key": label_key}
         train, heldout = carve_heldout(
-            train, cache_dir, fraction=heldout_fraction, seed=seed, **options
+            train,
+            cache_dir,
+            fraction=heldout_fraction,
+            seed=seed,
+            allow_nonfinite=allow_nonfinite,
+            **keys,
         )
     else:
         heldout = open_heldout_dir(train, Path(heldout_dir).expanduser(), **options)
@@ -90,7 +104,7 @@ def open_heldout_dir(
         heldout_dir: Folder holding a shard of the same name for every training shard.
         feature_key: Key (member name) of the features.
         label_key: Key (member name) of the labels.
-        **options: Further :class:`ShardStore` arguments (``allow_nonfinite``).
+        **options: Further :class:`ShardStore` arguments (``allow_nonfinite``, ``cache_root``).
 
     Raises:
         ShardFormatError: naming the shards missing from ``heldout_dir``, or held out there

@@ -4,10 +4,19 @@ A shard is either one ``NAME.npz`` holding a feature and a label member, or a pa
 ``NAME.<feature_key>.npy`` and ``NAME.<label_key>.npy``. ``np.load(..., mmap_mode='r')`` maps
 nothing for ``.npz`` members, so each member is copied once, as a stream, into a cached ``.npy``
 that can be memory-mapped; the cache is rebuilt when the source file changes (size or mtime).
+
+The cache goes beside the shards (``FOLDER/.forgetbench_cache``) when that folder is writable, or
+already holds an up-to-date conversion; otherwise into a per-user folder,
+``$XDG_CACHE_HOME/forgetbench/shards/<folder name>-<hash of its absolute path>``. A cache root
+chosen by the user (``data.convert_cache``) holds the same per-folder subfolders.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import logging
+import os
 import shutil
 import zipfile
 import zlib
@@ -20,11 +29,18 @@ from forgetbench.results.io import atomic_path, read_json, write_json
 
 CACHE_VERSION = 1
 CACHE_FOLDER = ".forgetbench_cache"  # converted members, beside the shards by default
+CACHE_OPTION = "data.convert_cache (forgetbench-data: --convert-cache)"
 STATS_CHUNK_BYTES = 64 * 2**20
+
+log = logging.getLogger(__name__)
 
 
 class ShardFormatError(ValueError):
     """A shard file or folder does not have the expected format."""
+
+
+class ShardCacheError(PermissionError):
+    """No writable place for the converted members of a shard folder."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +110,32 @@ def _copy_npz_member(src: Path, key: str, dest: Path) -> None:
             ):
                 shutil.copyfileobj(member, out, length=16 * 2**20)
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+        if _denied(exc) and _within(exc.filename, dest.parent):
+            raise  # writing the cache, not reading the shard: see prepare_shard
         raise ShardFormatError(
             f"Corrupt or truncated shard file {src}: expected a readable .npz archive. "
             f"Received error: {exc}"
         ) from exc
+
+
+def _denied(exc: BaseException) -> bool:
+    """A permission error, or a write to a read-only file system."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _cache_error(source: Path, cache: Path, exc: OSError) -> ShardCacheError:
+    return ShardCacheError(
+        f"Cannot write the converted members of {source} to {cache}: expected a writable "
+        f"folder. Received: {exc}. Set {CACHE_OPTION} to a writable folder."
+    )
+
+
+def _within(filename, folder: Path) -> bool:
+    """Whether an error's file name is ``folder`` or lies in it (unknown file name: yes)."""
+    if filename is None:
+        return True
+    path, folder = Path(os.fsdecode(filename)).absolute(), Path(folder).absolute()
+    return path == folder or folder in path.parents
 
 
 def open_npy(path: Path, source: Path) -> np.ndarray:
@@ -176,6 +214,131 @@ def _shard_stats(
     }
 
 
+def user_cache_root() -> Path:
+    """The per-user root of converted shards: ``$XDG_CACHE_HOME/forgetbench/shards``.
+
+    ``XDG_CACHE_HOME`` defaults to ``~/.cache``.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "forgetbench" / "shards"
+
+
+def keyed_cache(folder: Path, root: str | os.PathLike) -> Path:
+    """``root/<folder name>-<hash of the folder's absolute path>``: one subfolder per folder."""
+    resolved = Path(folder).expanduser().resolve()
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
+    return Path(root).expanduser() / f"{resolved.name or 'root'}-{digest}"
+
+
+def writable(path: Path) -> bool:
+    """Whether ``path`` can be written, or created: checked on its nearest existing ancestor."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def resolve_cache(
+    folder: Path,
+    shards: dict[str, list[Path]],
+    feature_key: str,
+    label_key: str,
+    cache_root: str | os.PathLike | None = None,
+) -> Path:
+    """The folder that holds (or will hold) the converted members of ``folder``'s shards.
+
+    With ``cache_root``: ``keyed_cache(folder, cache_root)``. Without: ``folder/.forgetbench_cache``
+    when it can be written, or when it already holds every shard up to date (a read-only folder
+    converted beforehand); otherwise ``keyed_cache(folder, user_cache_root())`` (if writable or
+    up to date), with a log line.
+
+    Args:
+        folder: The shard folder.
+        shards: The shards to be opened, ``{name: [source files]}`` (as ``discover_shards``).
+        feature_key: Key (member name) of the features.
+        label_key: Key (member name) of the labels.
+        cache_root: A root chosen by the user for converted members, or ``None``.
+
+    Raises:
+        ShardCacheError: naming the folder, the places tried and the option, when no candidate
+            can be written (``cache_root``'s subfolder; or both the folder's and the per-user
+            cache).
+    """
+
+    def usable(cache: Path) -> bool:  # writable, or holding every shard up to date
+        return writable(cache) or all(
+            cached_shard(name, sources, cache, feature_key, label_key) is not None
+            for name, sources in shards.items()
+        )
+
+    if cache_root is not None:
+        chosen = keyed_cache(folder, cache_root)
+        if not usable(chosen):
+            raise ShardCacheError(
+                f"Cannot convert the shards of {folder} for memory mapping: expected a writable "
+                f"cache folder. Received: {chosen}, under the cache root {cache_root} "
+                f"({CACHE_OPTION}), is not writable. Choose a writable root."
+            )
+        return chosen
+    beside = folder / CACHE_FOLDER
+    if usable(beside):
+        return beside
+    fallback = keyed_cache(folder, user_cache_root())
+    if not usable(fallback):
+        raise ShardCacheError(
+            f"Cannot convert the shards of {folder} for memory mapping: expected a writable "
+            f"cache folder. Received: {beside} and the per-user cache {fallback} are not "
+            f"writable. Set {CACHE_OPTION} to a writable folder."
+        )
+    log.info(
+        "Shard folder %s is not writable: converted members go to %s (set %s to choose).",
+        folder,
+        fallback,
+        CACHE_OPTION,
+    )
+    return fallback
+
+
+def _member_paths(
+    name: str, source: Path, cache: Path, feature_key: str, label_key: str
+) -> tuple[dict[str, Path], list[Path]]:
+    """The memory-mappable files of a shard, and the files its cache entry is stamped with."""
+    if source.suffix == ".npz":
+        return {k: cache / f"{name}.{k}.npy" for k in (feature_key, label_key)}, [source]
+    paths = {k: source.with_name(f"{name}.{k}.npy") for k in (feature_key, label_key)}
+    if not paths[label_key].exists():
+        raise ShardFormatError(
+            f"Missing key for shard {source}: expected labels file {paths[label_key].name}. "
+            "Received: no such file."
+        )
+    return paths, list(paths.values())
+
+
+def _stamp(stamped: list[Path], feature_key: str, label_key: str) -> dict:
+    return {
+        "version": CACHE_VERSION,
+        "keys": [feature_key, label_key],
+        "source": source_stamp(stamped),
+    }
+
+
+def cached_shard(
+    name: str, sources: list[Path], cache: Path, feature_key: str, label_key: str
+) -> ShardFiles | None:
+    """The shard's files from ``cache`` if they are there and up to date, else ``None``."""
+    source = sources[0]
+    paths, stamped = _member_paths(name, source, cache, feature_key, label_key)
+    meta_path = cache / f"{name}.meta.json"
+    if not meta_path.exists():
+        return None
+    meta = read_json(meta_path)
+    if meta.get("stamp") != _stamp(stamped, feature_key, label_key) or not all(
+        p.exists() for p in paths.values()
+    ):
+        return None
+    return _shard_files(meta["stats"], source, paths, feature_key, label_key)
+
+
 def prepare_shard(
     name: str, sources: list[Path], cache: Path, feature_key: str, label_key: str
 ) -> ShardFiles:
@@ -190,37 +353,34 @@ def prepare_shard(
 
     Returns:
         The memory-mappable files and their statistics.
+
+    Raises:
+        ShardCacheError: if ``cache`` cannot be written.
     """
+    cached = cached_shard(name, sources, cache, feature_key, label_key)
+    if cached is not None:
+        return cached
     source = sources[0]
-    if source.suffix == ".npz":
-        paths = {k: cache / f"{name}.{k}.npy" for k in (feature_key, label_key)}
-        stamped = [source]
-    else:
-        paths = {k: source.with_name(f"{name}.{k}.npy") for k in (feature_key, label_key)}
-        if not paths[label_key].exists():
-            raise ShardFormatError(
-                f"Missing key for shard {source}: expected labels file {paths[label_key].name}. "
-                "Received: no such file."
-            )
-        stamped = list(paths.values())
-    meta_path = cache / f"{name}.meta.json"
-    stamp = {
-        "version": CACHE_VERSION,
-        "keys": [feature_key, label_key],
-        "source": source_stamp(stamped),
-    }
-    if meta_path.exists():
-        meta = read_json(meta_path)
-        if meta.get("stamp") == stamp and all(p.exists() for p in paths.values()):
-            return _shard_files(meta["stats"], source, paths, feature_key, label_key)
-    cache.mkdir(parents=True, exist_ok=True)
-    if source.suffix == ".npz":
-        for key, dest in paths.items():
-            _copy_npz_member(source, key, dest)
-    features = open_npy(paths[feature_key], source)
-    labels = open_npy(paths[label_key], source)
-    stats = _shard_stats(name, source, features, labels, (feature_key, label_key))
-    write_json(meta_path, {"stamp": stamp, "stats": stats})
+    paths, stamped = _member_paths(name, source, cache, feature_key, label_key)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if not _denied(exc):
+            raise
+        raise _cache_error(source, cache, exc) from exc
+    try:
+        if source.suffix == ".npz":
+            for key, dest in paths.items():
+                _copy_npz_member(source, key, dest)
+        features = open_npy(paths[feature_key], source)
+        labels = open_npy(paths[label_key], source)
+        stats = _shard_stats(name, source, features, labels, (feature_key, label_key))
+        meta = {"stamp": _stamp(stamped, feature_key, label_key), "stats": stats}
+        write_json(cache / f"{name}.meta.json", meta)
+    except OSError as exc:
+        if not (_denied(exc) and _within(exc.filename, cache)):
+            raise
+        raise _cache_error(source, cache, exc) from exc
     return _shard_files(stats, source, paths, feature_key, label_key)
 
 

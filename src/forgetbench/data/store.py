@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from forgetbench.data.shards import (
-    CACHE_FOLDER,
     ShardFiles,
     ShardFormatError,
     check_consistent,
     discover_shards,
     open_npy,
     prepare_shard,
+    resolve_cache,
 )
 
 
@@ -27,9 +27,15 @@ class ShardStore:
         feature_key: Member name of the features.
         label_key: Member name of the labels.
         order: Shard names in training order; file-name order when ``None``.
-        cache_dir: Where converted ``.npy`` members and metadata go (default:
-            ``folder/.forgetbench_cache``).
+        cache_dir: The folder where converted ``.npy`` members and metadata go, as is.
+        cache_root: Without ``cache_dir``: a root folder under which this folder's cache is
+            ``<folder name>-<hash of its absolute path>``; ``None``: ``folder/.forgetbench_cache``
+            when writable (or already up to date), else the per-user cache
+            (:func:`forgetbench.data.shards.resolve_cache`).
         allow_nonfinite: Accept NaN or infinite features instead of raising.
+
+    Attributes:
+        cache: The folder of converted members and metadata in use.
     """
 
     def __init__(
@@ -40,6 +46,7 @@ class ShardStore:
         label_key: str = "array2",
         order: list[str] | None = None,
         cache_dir: str | Path | None = None,
+        cache_root: str | Path | None = None,
         allow_nonfinite: bool = False,
     ) -> None:
         self.folder = Path(folder)
@@ -51,9 +58,13 @@ class ShardStore:
                 f"Shard order names shards not in {self.folder}: {missing}. "
                 f"Expected names among {sorted(found)}"
             )
-        cache = Path(cache_dir) if cache_dir else self.folder / CACHE_FOLDER
+        if cache_dir:
+            self.cache = Path(cache_dir)
+        else:
+            opened = {name: found[name] for name in names}
+            self.cache = resolve_cache(self.folder, opened, feature_key, label_key, cache_root)
         self.shards: list[ShardFiles] = [
-            prepare_shard(name, found[name], cache, feature_key, label_key) for name in names
+            prepare_shard(name, found[name], self.cache, feature_key, label_key) for name in names
         ]
         check_consistent(self.shards, allow_nonfinite=allow_nonfinite)
         self.features = [open_npy(Path(s.features), Path(s.source)) for s in self.shards]
