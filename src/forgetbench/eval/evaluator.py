@@ -13,6 +13,7 @@ from forgetbench.data.store import ShardStore
 from forgetbench.train.model import per_sample_loss
 
 SCENARIOS = ("class_incremental", "task_incremental")
+UNROLL_BATCHES = 8  # up to this many evaluation batches are unrolled in the compiled graph
 
 
 def task_classes(dataset: ShardDataset, scenario: str) -> list[tuple[int, ...]] | None:
@@ -116,13 +117,19 @@ class Evaluator:
 
             @tf.function
             def evaluate_all(xs, ys, shards):
-                correct = tf.TensorArray(tf.float64, size=xs.shape[0])
-                losses = tf.TensorArray(tf.float64, size=xs.shape[0])
-                for i in tf.range(xs.shape[0]):
-                    c, loss = evaluate_batch(xs[i], ys[i], shards[i])
-                    correct = correct.write(i, c)
-                    losses = losses.write(i, loss)
-                per_sample = tf.stack([correct.concat()[:n], losses.concat()[:n]], axis=1)
+                if xs.shape[0] <= UNROLL_BATCHES:  # a few batches: no loop in the graph
+                    parts = [evaluate_batch(xs[i], ys[i], shards[i]) for i in range(xs.shape[0])]
+                    correct = tf.concat([c for c, _ in parts], 0)
+                    losses = tf.concat([loss for _, loss in parts], 0)
+                else:
+                    correct = tf.TensorArray(tf.float64, size=xs.shape[0])
+                    losses = tf.TensorArray(tf.float64, size=xs.shape[0])
+                    for i in tf.range(xs.shape[0]):
+                        c, loss = evaluate_batch(xs[i], ys[i], shards[i])
+                        correct = correct.write(i, c)
+                        losses = losses.write(i, loss)
+                    correct, losses = correct.concat(), losses.concat()
+                per_sample = tf.stack([correct[:n], losses[:n]], axis=1)
                 # (num_shards, 2): correct predictions and summed losses, in sample order.
                 return tf.math.unsorted_segment_sum(per_sample, shard_ids, num_shards)
 
