@@ -18,9 +18,13 @@ Rows:
   reported as a share of the training time of the row without evaluation.
 - ``cross_shard, accumulation k``: exact accumulation (``weighted``) and Keras's own (``naive``).
 - ``cross_shard + quadratic penalty``: an EWC-shaped term ``sum F (w - w*)^2`` added once per
-  update through ``ShardModel.penalties``, a stand-in until the EWC strategy exists.
+  update through ``ShardModel.penalties`` (constant ``F`` and ``w*``).
 
-Usage: ``python bench/training.py [--settings 32:1 32:16 256:1] [--epochs 2]``.
+- ``steps only``: for Trainer rows, samples/s with the strategy's phase hooks (replay's buffer
+  updates, EWC's Fisher estimates) left out of the time: the train step's own cost. ``ewc`` and
+  ``replay_ewc`` are compared with ``sequential`` and ``replay`` on that basis.
+
+Usage: ``python bench/training.py [--settings 32:1 32:16 256:1] [--epochs 2] [--only ewc]``.
 """
 
 from __future__ import annotations
@@ -128,11 +132,13 @@ class Bench:
         """
         model, strat, phases = self.fresh(strategy, **kw)
         evaluator = Evaluator(self.dataset.heldout, batch_size=int(self.cfg.eval.batch_size))
+        hooks = time_hooks(strat)
         self.trainer(model, strat, phases, evaluator, every_samples, 1).train()
 
         def run() -> dict:
             trainer = self.trainer(model, strat, phases, evaluator, every_samples, self.epochs)
             seen = trainer.samples_seen
+            hooks[0] = 0.0
             start = time.perf_counter()
             seconds = trainer.train()
             wall = time.perf_counter() - start
@@ -140,6 +146,7 @@ class Bench:
                 "samples": trainer.samples_seen - seen,
                 "seconds": seconds,
                 "wall_seconds": wall,
+                "hook_seconds": hooks[0],
                 "eval_seconds": trainer.eval_seconds,
                 "evaluations": len(trainer.records) // self.dataset.heldout.num_shards,
             }
@@ -193,6 +200,26 @@ class Bench:
         return run
 
 
+def time_hooks(strategy) -> list[float]:
+    """Wraps the phase hooks (replay's buffer, EWC's Fisher) to sum their wall seconds.
+
+    The hooks run between ``fit`` calls, so ``seconds - hook_seconds`` is the train steps' time.
+    """
+    total = [0.0]
+    for name in ("before_phase", "after_phase"):
+        hook = getattr(strategy, name)
+
+        def timed(*args, _hook=hook, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _hook(*args, **kwargs)
+            finally:
+                total[0] += time.perf_counter() - start
+
+        setattr(strategy, name, timed)
+    return total
+
+
 def quadratic_penalty(net: keras.Model, strength: float = 1e-3):
     """An EWC-shaped penalty ``strength * sum F (w - w*)^2`` (``F`` ones, ``w*`` the start)."""
     anchors = [tf.constant(v.numpy()) for v in net.trainable_variables]
@@ -240,6 +267,9 @@ def measure_setting(args, batch_size: int, spe: int) -> list[dict]:
         ),
         (PENALTY, bench.fit_row, {"strategy": "cross_shard", "penalty": True}),
     ]
+    if args.only:  # a subset, with the rows the ratios need
+        needed = {PLAIN, "cross_shard", "sequential", "replay"}
+        plans = [p for p in plans if p[0] in needed or any(o in p[0] for o in args.only)]
     runs = {}
     for name, make, kw in plans:
         runs[name] = make(**kw)
@@ -265,6 +295,10 @@ def summarise(name: str, batch_size: int, spe: int, rounds: list[dict]) -> dict:
         "median_samples_per_s": float(np.median(rates)),
         "rounds": len(rounds),
     }
+    if "hook_seconds" in rounds[0]:
+        steps = [r["samples"] / (r["seconds"] - r["hook_seconds"]) for r in rounds]
+        row["step_samples_per_s"] = max(steps)
+        row["hook_seconds"] = float(np.median([r["hook_seconds"] for r in rounds]))
     if "eval_seconds" in rounds[0]:
         row["eval_seconds"] = float(np.median([r["eval_seconds"] for r in rounds]))
         row["evaluations"] = rounds[0]["evaluations"]
@@ -280,7 +314,15 @@ def add_ratios(rows: list[dict], every: int, k: int) -> None:
         r["vs_plain_fit"] = r["samples_per_s"] / plain
     base = by["cross_shard"]["samples_per_s"]
     for name in (EXACT.format(k), NAIVE.format(k), EVAL.format(every), FIT_ONLY, PER_BATCH):
+        if name not in by:
+            continue
         by[name]["vs_cross_shard"] = by[name]["samples_per_s"] / base
+    # A plugin's train step against its feed's without it, phase hooks (replay's buffer
+    # updates, EWC's Fisher estimates) excluded from both: the per-step price of the plugin.
+    for name, base_name in (("ewc", "sequential"), ("replay_ewc", "replay")):
+        if name in by and base_name in by:
+            step, base_step = by[name]["step_samples_per_s"], by[base_name]["step_samples_per_s"]
+            by[name]["step_vs_" + base_name] = step / base_step
     for r in rows:  # the other Trainer rows evaluate only at the start and the end
         if r["row"] != EVAL.format(every):
             r.pop("eval_share", None)
@@ -298,6 +340,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samples-per-shard", type=int, default=8000)
     parser.add_argument("--accumulation-steps", type=int, default=4)
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        help="measure only the rows whose name contains one of these (and the baselines)",
+    )
     args = parser.parse_args(argv)
     rows = []
     for setting in args.settings:
@@ -329,6 +377,10 @@ def main(argv: list[str] | None = None) -> dict:
                 ("vs_plain_fit", "vs plain fit", ".2f"),
                 ("vs_cross_shard", "vs cross_shard", ".2f"),
                 ("eval_share", "eval s / train s", ".1%"),
+                ("step_samples_per_s", "steps only samples/s", ",.0f"),
+                ("hook_seconds", "hooks s", ".3f"),
+                ("step_vs_sequential", "steps vs sequential", ".2f"),
+                ("step_vs_replay", "steps vs replay", ".2f"),
             ],
         )
     )

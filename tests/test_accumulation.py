@@ -167,3 +167,48 @@ def test_epoch_loss_is_the_mean_per_sample_loss(policy):
 def test_invalid_accumulation_steps():
     with pytest.raises(ValueError, match=r"train.accumulation_steps=0. Expected an integer >= 1"):
         ShardModel(logreg((DIM,), CLASSES), WEIGHTED, accumulation_steps=0)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_penalty_is_added_once_per_update(k):
+    # With k=5 the whole epoch (5 micro-batches) is one update: data mean plus the penalty
+    # gradient once, the penalty taken at the weights the update starts from.
+    x, y = make_data()
+    keras.utils.set_random_seed(0)
+    net = logreg((DIM,), CLASSES)
+    w0 = net.get_weights()
+    anchors = [tf.constant(w + 1.0) for w in w0]
+
+    def penalty():
+        return 0.5 * tf.add_n(
+            [
+                tf.reduce_sum(tf.square(v - a))
+                for v, a in zip(net.trainable_variables, anchors, strict=True)
+            ]
+        )
+
+    model = ShardModel(net, WEIGHTED, accumulation_steps=k)
+    model.penalties.append(penalty)
+    model.compile(optimizer=make_optimizer("sgd"))
+    # k=1: one batch of all the data, so one update: the same expected step.
+    feed = identity_feed(x, y, WEIGHTED, batch_size=N if k == 1 else B)
+    history = model.fit(feed.epoch(0), verbose=0, shuffle=False)
+    model.flush()
+    _, grads = mean_loss_grads(w0, x, y)
+    penalty_grads = [w - (w + 1.0) for w in w0]  # d/dw 0.5 (w - a)^2 = w - a
+    expected = reference_step(w0, [g + p for g, p in zip(grads, penalty_grads, strict=True)])
+    assert int(model.optimizer.iterations.numpy()) == 1
+    assert_close(model.net.get_weights(), expected)
+    # Tracked at every micro-batch: without accumulation at the weights before the update;
+    # with it, after the update when the micro-batch closed a group (the first four at w0,
+    # 0.5 per parameter, the last at the updated weights).
+    start = 0.5 * sum(w.size for w in w0)
+    after = 0.5 * sum(np.sum(np.square(e - (w + 1.0))) for e, w in zip(expected, w0, strict=True))
+    tracked = start if k == 1 else (4 * start + after) / 5
+    assert history.history["penalty"][-1] == pytest.approx(tracked, rel=1e-5)
+
+
+def test_no_penalty_tracks_zero():
+    x, y = make_data()
+    model, history = train_epoch(WEIGHTED, 4, x, y)
+    assert history.history["penalty"][-1] == 0.0

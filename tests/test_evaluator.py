@@ -60,3 +60,30 @@ def test_task_classes_from_the_dataset(tmp_path):
     assert task_classes(dataset, "task_incremental") == [(0, 1), (2, 3)]
     with pytest.raises(ValueError, match=r"eval.scenario='multi_head'. Expected one of"):
         task_classes(dataset, "multi_head")
+
+
+@pytest.mark.parametrize("batch_size", [2, 3, 4096])
+def test_segment_sums_equal_per_sample_bincount(tmp_path, keras_session, batch_size):
+    # The per-shard sums are taken inside the compiled function; they must be the very numbers
+    # of per-sample values summed on the host in float64 (curves stay identical).
+    heldout = store(tmp_path / "held")
+    keras.utils.set_random_seed(1)
+    net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(4)])
+    x, y = heldout.load_all()
+    logits = np.asarray(net(x.astype(np.float32)))
+    losses = np.array(
+        [
+            float(
+                keras.ops.sparse_categorical_crossentropy(y[i : i + 1], logits[i : i + 1], True)[0]
+            )
+            for i in range(len(y))
+        ]
+    )
+    correct = (np.argmax(logits, axis=-1) == y).astype(np.float64)
+    shard = heldout.shard_ids()
+    counts = np.bincount(shard)
+    records = Evaluator(heldout, batch_size=batch_size)(net)
+    assert [r["n_eval"] for r in records] == list(counts)
+    assert [r["accuracy"] for r in records] == list(np.bincount(shard, weights=correct) / counts)
+    for r, expected in zip(records, np.bincount(shard, weights=losses) / counts, strict=True):
+        assert r["loss"] == pytest.approx(expected, rel=1e-6)

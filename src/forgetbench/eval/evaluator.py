@@ -13,6 +13,7 @@ from forgetbench.data.store import ShardStore
 from forgetbench.train.model import per_sample_loss
 
 SCENARIOS = ("class_incremental", "task_incremental")
+UNROLL_BATCHES = 8  # up to this many evaluation batches are unrolled in the compiled graph
 
 
 def task_classes(dataset: ShardDataset, scenario: str) -> list[tuple[int, ...]] | None:
@@ -40,9 +41,11 @@ def task_classes(dataset: ShardDataset, scenario: str) -> list[tuple[int, ...]] 
 class Evaluator:
     """Evaluates a network on all held-out splits at once, splitting results by shard.
 
-    The held-out splits are loaded into memory once (they are small by construction); every
-    evaluation runs one compiled function over fixed-size batches and reduces per shard with
-    segment sums.
+    The held-out splits are loaded into memory once (they are small by construction) and kept
+    as tensors, padded to whole batches. Every evaluation is one call of a compiled function
+    that runs the network over the fixed-size batches, reduces per shard with segment sums
+    (float64, in sample order, so the same sums as a ``bincount`` over per-sample values) and
+    returns only ``2 x num_shards`` numbers: one host copy per evaluation.
 
     Args:
         heldout: The held-out split of every training shard.
@@ -58,13 +61,21 @@ class Evaluator:
         batch_size: int = 4096,
         task_classes: Sequence[Sequence[int]] | None = None,
     ) -> None:
-        self.x, self.y = heldout.load_all()
-        self.x = self.x.astype(np.float32, copy=False)
-        self.y = self.y.astype(np.int32, copy=False)
+        x, y = heldout.load_all()
         self.shard = heldout.shard_ids()
         self.num_shards = heldout.num_shards
-        self.batch_size = min(int(batch_size), len(self.y))
+        self.num_samples = n = len(y)
+        self.batch_size = b = min(int(batch_size), n)
+        self.num_batches = -(-n // b)
+        padding = self.num_batches * b - n  # zero rows, cut off before the sums
+        self.x = np.concatenate(
+            [x.astype(np.float32, copy=False), np.zeros((padding, *x.shape[1:]), np.float32)]
+        ).reshape(self.num_batches, b, *x.shape[1:])
+        self.y = np.concatenate([y.astype(np.int32, copy=False), np.zeros(padding, np.int32)])
+        self.y = self.y.reshape(self.num_batches, b)
+        self.counts = np.bincount(self.shard, minlength=self.num_shards)
         self.task_classes = task_classes
+        self._tensors = None
         self._fn = None
         self._net = None
 
@@ -77,47 +88,65 @@ class Evaluator:
             allowed[shard, list(classes)] = True
         return tf.constant(allowed)
 
+    def _data(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The batched features and labels and the shard ids, as tensors made once."""
+        if self._tensors is None:
+            shard = np.concatenate(
+                [self.shard, np.zeros(self.num_batches * self.batch_size - self.num_samples)]
+            ).astype(np.int32)
+            self._tensors = (
+                tf.constant(self.x),
+                tf.constant(self.y),
+                tf.constant(shard.reshape(self.num_batches, self.batch_size)),
+            )
+        return self._tensors
+
     def _compiled(self, net: keras.Model):
         if self._net is not net:
             allowed = self._allowed(net.output_shape[-1])
+            n, num_shards = self.num_samples, self.num_shards
+            shard_ids = tf.constant(self.shard)
 
-            @tf.function(reduce_retracing=True)
             def evaluate_batch(x, y, shard):
                 logits = net(x, training=False)
                 if allowed is not None:  # a per-sample mask: the classes of its shard
                     mask = tf.gather(allowed, shard)
                     logits = tf.where(mask, logits, tf.constant(-np.inf, logits.dtype))
-                correct = tf.cast(tf.argmax(logits, axis=-1, output_type=tf.int32) == y, tf.float32)
-                return correct, per_sample_loss(y, logits)
+                correct = tf.argmax(logits, axis=-1, output_type=tf.int32) == y
+                return tf.cast(correct, tf.float64), tf.cast(per_sample_loss(y, logits), tf.float64)
 
-            self._fn, self._net = evaluate_batch, net
+            @tf.function
+            def evaluate_all(xs, ys, shards):
+                if xs.shape[0] <= UNROLL_BATCHES:  # a few batches: no loop in the graph
+                    parts = [evaluate_batch(xs[i], ys[i], shards[i]) for i in range(xs.shape[0])]
+                    correct = tf.concat([c for c, _ in parts], 0)
+                    losses = tf.concat([loss for _, loss in parts], 0)
+                else:
+                    correct = tf.TensorArray(tf.float64, size=xs.shape[0])
+                    losses = tf.TensorArray(tf.float64, size=xs.shape[0])
+                    for i in tf.range(xs.shape[0]):
+                        c, loss = evaluate_batch(xs[i], ys[i], shards[i])
+                        correct = correct.write(i, c)
+                        losses = losses.write(i, loss)
+                    correct, losses = correct.concat(), losses.concat()
+                per_sample = tf.stack([correct[:n], losses[:n]], axis=1)
+                # (num_shards, 2): correct predictions and summed losses, in sample order.
+                return tf.math.unsorted_segment_sum(per_sample, shard_ids, num_shards)
+
+            self._fn, self._net = evaluate_all, net
         return self._fn
 
     def __call__(self, net: keras.Model) -> list[dict]:
         """Per-shard ``eval_shard``, ``accuracy``, ``loss`` and ``n_eval`` records."""
-        fn = self._compiled(net)
-        n, b = len(self.y), self.batch_size
-        correct, losses = np.empty(n, np.float64), np.empty(n, np.float64)
-        for start in range(0, n, b):
-            stop = min(start + b, n)
-            batch = [a[start:stop] for a in (self.x, self.y, self.shard)]
-            if stop - start < b:  # padded to a full batch; the padding is cut off below
-                batch = [
-                    np.concatenate([a, np.zeros((b - len(a), *a.shape[1:]), a.dtype)])
-                    for a in batch
-                ]
-            c, loss = fn(*batch)
-            correct[start:stop] = c.numpy()[: stop - start]
-            losses[start:stop] = loss.numpy()[: stop - start]
-        counts = np.bincount(self.shard, minlength=self.num_shards)
-        acc = np.bincount(self.shard, weights=correct, minlength=self.num_shards) / counts
-        mean_loss = np.bincount(self.shard, weights=losses, minlength=self.num_shards) / counts
+        sums = self._compiled(net)(*self._data()).numpy()
+        acc = sums[:, 0] / self.counts
+        mean_loss = sums[:, 1] / self.counts
         return [
             {
                 "eval_shard": j,
                 "accuracy": float(acc[j]),
                 "loss": float(mean_loss[j]),
-                "n_eval": int(counts[j]),
+                "n_eval": int(self.counts[j]),
             }
             for j in range(self.num_shards)
         ]

@@ -58,16 +58,18 @@ class ShardModel(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.penalty_tracker = keras.metrics.Mean(name="penalty")
-        self.samples_seen = keras.Variable(0, dtype="int64", trainable=False, name="samples_seen")
-        self.batches_seen = keras.Variable(0, dtype="int64", trainable=False, name="batches_seen")
+        # Counters and accumulators are plain ``tf.Variable``s: their ``assign_add`` is one
+        # graph op, where a ``keras.Variable``'s is a read, an add and an assign.
+        self.samples_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_seen")
+        self.batches_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_seen")
         self.exact_accumulation = policy.exact and self.accumulation_steps > 1
         if self.exact_accumulation:
             self._grad_sums = [
-                keras.Variable(tf.zeros_like(v), trainable=False, name=f"grad_sum_{i}")
+                tf.Variable(tf.zeros_like(v), trainable=False, name=f"grad_sum_{i}")
                 for i, v in enumerate(net.trainable_variables)
             ]
-            self._acc_count = keras.Variable(0.0, trainable=False, name="accumulated_samples")
-            self._acc_micro = keras.Variable(0, dtype="int64", trainable=False, name="micro")
+            self._acc_count = tf.Variable(0.0, trainable=False, name="accumulated_samples")
+            self._acc_micro = tf.Variable(0, dtype=tf.int64, trainable=False, name="micro")
         self._flush_fn = None
 
     def compile(self, optimizer, **kwargs) -> None:
@@ -88,6 +90,11 @@ class ShardModel(keras.Model):
         """Sum of the per-update terms: strategy penalties and the network's own losses."""
         return tf.add_n([tf.zeros(()), *(p() for p in self.penalties), *self.net.losses])
 
+    @property
+    def has_penalty(self) -> bool:
+        """Whether any per-update term exists (decided when the train step is traced)."""
+        return bool(self.penalties or self.net.losses)
+
     def _forward(self, x, y, w):
         logits = self.net(x, training=True)
         count = tf.reduce_sum(w)
@@ -98,8 +105,8 @@ class ShardModel(keras.Model):
         self.loss_tracker.update_state(total / tf.maximum(count, 1.0), sample_weight=count)
         self.accuracy_tracker.update_state(y, logits, sample_weight=w)
         self.penalty_tracker.update_state(penalty)
-        self.samples_seen.assign_add(tf.cast(tf.reduce_sum(stream), "int64"))
-        self.batches_seen.assign_add(1)
+        self.samples_seen.assign_add(tf.cast(tf.reduce_sum(stream), tf.int64), read_value=False)
+        self.batches_seen.assign_add(1, read_value=False)
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
@@ -122,31 +129,31 @@ class ShardModel(keras.Model):
             logits, count, total = self._forward(x, y, w)
         grads = tape.gradient(total, self.net.trainable_variables)
         for acc, g in zip(self._grad_sums, grads, strict=True):
-            acc.assign_add(g)
-        self._acc_count.assign_add(count)
-        self._acc_micro.assign_add(1)
+            acc.assign_add(g, read_value=False)
+        self._acc_count.assign_add(count, read_value=False)
+        micro = self._acc_micro.assign_add(1)
         tf.cond(
-            self._acc_micro >= self.accumulation_steps,
-            self._apply_accumulated,
-            lambda: tf.constant(False),
+            micro >= self.accumulation_steps, self._apply_accumulated, lambda: tf.constant(False)
         )
-        return self._track(y, logits, w, stream, total, count, self.penalty())
+        penalty = self.penalty() if self.has_penalty else tf.zeros(())
+        return self._track(y, logits, w, stream, total, count, penalty)
 
     def _apply_accumulated(self) -> tf.Tensor:
         variables = self.net.trainable_variables
-        with tf.GradientTape() as tape:
-            penalty = self.penalty()
-        penalty_grads = tape.gradient(penalty, variables)
         count = tf.maximum(self._acc_count, 1.0)
-        grads = [
-            s / count if pg is None else s / count + pg
-            for s, pg in zip(self._grad_sums, penalty_grads, strict=True)
-        ]
+        grads = [s / count for s in self._grad_sums]
+        if self.has_penalty:
+            with tf.GradientTape() as tape:
+                penalty = self.penalty()
+            penalty_grads = tape.gradient(penalty, variables)
+            grads = [
+                g if pg is None else g + pg for g, pg in zip(grads, penalty_grads, strict=True)
+            ]
         self.optimizer.apply(grads, variables)
         for acc in self._grad_sums:
-            acc.assign(tf.zeros_like(acc))
-        self._acc_count.assign(0.0)
-        self._acc_micro.assign(0)
+            acc.assign(tf.zeros_like(acc), read_value=False)
+        self._acc_count.assign(0.0, read_value=False)
+        self._acc_micro.assign(0, read_value=False)
         return tf.constant(True)
 
     def flush(self) -> bool:

@@ -110,12 +110,17 @@ class Trainer:
 
     def evaluate_if_due(self) -> None:
         """Evaluates if the samples seen reached the next interval or boundary."""
-        if self.samples_seen >= self._due():
-            self.evaluate()
-
-    def evaluate(self) -> None:
-        """Evaluates every shard now and appends one record per shard."""
         seen = self.samples_seen
+        if seen >= self._due():
+            self.evaluate(seen)
+
+    def evaluate(self, seen: int | None = None) -> None:
+        """Evaluates every shard now and appends one record per shard.
+
+        Args:
+            seen: The samples seen, when the caller has just read them (saves a read).
+        """
+        seen = self.samples_seen if seen is None else seen
         if seen == self._last_eval:
             return
         start = time.perf_counter()
