@@ -364,9 +364,7 @@ def prepare_shard(
     paths, stamped = _member_paths(name, source, cache, feature_key, label_key)
     try:
         cache.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        if not _denied(exc):
-            raise
+    except OSError as exc:  # denied, read-only, a file in the way: the cache folder is unusable
         raise _cache_error(source, cache, exc) from exc
     try:
         if source.suffix == ".npz":
