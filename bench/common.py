@@ -89,11 +89,11 @@ def best_rate(fn: Callable[[], int], *, repeats: int = 3, min_seconds: float = 0
 
 def rss_kb(pid: int | str = "self") -> dict[str, int]:
     """``RssAnon``, ``RssFile``, ``VmRSS`` and ``VmHWM`` of a process, in kB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("RssAnon", "RssFile", "RssShmem", "VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
+    from forgetbench.memory import proc_status_kb
+
+    out = proc_status_kb(pid)
+    if not out:
+        raise OSError(f"No memory figures in /proc/{pid}/status (process gone, or not Linux)")
     return out
 
 

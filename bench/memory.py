@@ -35,7 +35,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
-import numpy as np  # noqa: E402
 
 SAMPLE_SECONDS = 0.002
 WARMUP_BATCHES = 20
@@ -112,30 +111,30 @@ def sample_child(folder: Path, batch_size: int) -> dict:
     }
 
 
-def plan_memory(sizes: np.ndarray, batch_size: int, per_call: int) -> dict:
+def plan_memory(store, batch_size: int) -> dict:
     """Peak numpy memory (``tracemalloc``) of computing a whole epoch's cross-shard order.
 
-    The epoch is sliced the way the Feed does it, one call's worth of batches at a time; the
-    plan holds nothing between slices, so the peak is that of one slice.
+    The epoch is sliced the way the cross-shard Feed does it, one call's worth of batches at a
+    time; the plan holds nothing between slices, so the peak is that of one slice.
     """
+    from forgetbench.data.feed import Feed
     from forgetbench.data.samplers import CrossShardPlan
+    from forgetbench.train.remainder import RemainderPolicy
 
-    plan = CrossShardPlan(sizes, seed=0)
-    step = batch_size * per_call
+    feed = Feed(
+        gather=store.gather,
+        plan=CrossShardPlan(store.sizes, seed=0),
+        batch_size=batch_size,
+        policy=RemainderPolicy("weighted"),
+        feature_shape=store.feature_shape,
+    )
+    plan, step = feed.plan, batch_size * feed.batches_per_call
     tracemalloc.start()
     for start in range(0, plan.num_samples, step):
         plan.slice(1, start, min(start + step, plan.num_samples))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return {"plan_slice_positions": step, "plan_peak_mb": peak / 2**20}
-
-
-def per_call_of(store, batch_size: int) -> int:
-    """Full batches the cross-shard Feed gathers (and slices its plan for) per call."""
-    from forgetbench.data.feed import Feed
-
-    row = 4 * int(np.prod(store.feature_shape))
-    return max(1, Feed.gather_bytes // (row * batch_size))
 
 
 def measure_size(size_gb: float, args) -> dict:
@@ -155,7 +154,7 @@ def measure_size(size_gb: float, args) -> dict:
         "size_gb": size_gb,
         "folder_mb": common.folder_bytes(folder) / 2**20,
         "num_samples": store.num_samples,
-        **plan_memory(store.sizes, args.batch_size, per_call_of(store, args.batch_size)),
+        **plan_memory(store, args.batch_size),
         **sample_child(folder, args.batch_size),
     }
     if not args.keep:

@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from forgetbench import run as run_module
-from forgetbench.run import PeakMemory, peak_rss_mb, rss_anon_mb
+from forgetbench import memory as memory_module
+from forgetbench.memory import PeakMemory, peak_rss_mb, rss_anon_mb
 
 linux = pytest.mark.skipif(rss_anon_mb() is None, reason="no RssAnon in /proc/self/status")
 
@@ -37,7 +37,7 @@ def test_memory_mapped_pages_do_not_count(tmp_path):
 
 
 def test_no_proc_status_gives_none_and_no_thread(tmp_path, monkeypatch):
-    monkeypatch.setattr(run_module, "PROC_STATUS", tmp_path / "missing")
+    monkeypatch.setattr(memory_module, "PROC", tmp_path / "missing")
     assert rss_anon_mb() is None
     with PeakMemory() as memory:
         assert memory._thread is None

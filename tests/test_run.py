@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forgetbench.run import rss_anon_mb, run
+from forgetbench.memory import rss_anon_mb
+from forgetbench.run import run
 
 CURVE_COLUMNS = [
     "run_id",

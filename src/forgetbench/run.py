@@ -6,9 +6,7 @@ import hashlib
 import json
 import logging
 import platform
-import resource
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.eval.evaluator import Evaluator, task_classes
 from forgetbench.eval.summary import summarise
+from forgetbench.memory import PeakMemory, peak_rss_mb
 from forgetbench.plots.curves import plot_shard_curves
 from forgetbench.plots.style import save_figure
 from forgetbench.results.io import (
@@ -36,13 +35,11 @@ from forgetbench.results.io import (
     write_with,
 )
 from forgetbench.strategies.base import sequential_boundaries
+from forgetbench.sweep import SETTINGS_ONLY
 from forgetbench.train.model import ShardModel
 from forgetbench.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
-
-PROC_STATUS = Path("/proc/self/status")
-MEMORY_SAMPLE_SECONDS = 0.02
 
 
 def _at_least(minimum):
@@ -72,15 +69,13 @@ def validate_config(cfg: DictConfig) -> None:
             raise ValueError(f"Invalid config value {key}={value!r}. Expected {allowed}.")
 
 
-# Config keys that say where files go or how much is printed, not what is computed: left out of
-# the run id's hash, so the same run has the same id on every machine.
-RUN_ID_IGNORED = ("paths", "train.verbose", "data.cache_dir", "data.convert_cache")
-
-
 def run_id(cfg: DictConfig, strategy: str, dataset: str, remainder: str) -> str:
-    """A readable id of the run plus a hash of its resolved config (without ``RUN_ID_IGNORED``)."""
+    """A readable id of the run plus a hash of its resolved config.
+
+    ``SETTINGS_ONLY`` keys are left out, so the same run has the same id on every machine.
+    """
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    for key in RUN_ID_IGNORED:
+    for key in SETTINGS_ONLY:
         *parents, leaf = key.split(".")
         node = resolved
         for part in parents:
@@ -129,71 +124,6 @@ def _terminate_raises():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def rss_anon_mb() -> float | None:
-    """The process's anonymous resident memory now (Linux ``RssAnon``), in MB; else ``None``.
-
-    Unlike the resident set size it leaves out file-backed pages, such as memory-mapped shards
-    in the page cache (reclaimable, and as large as the data set and free RAM allow).
-    """
-    try:
-        with open(PROC_STATUS, "rb") as status:
-            for line in status:
-                if line.startswith(b"RssAnon:"):
-                    return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def peak_rss_mb() -> float:
-    """The process's peak resident set size so far (``ru_maxrss``, with mapped files), in MB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, else kB
-
-
-class PeakMemory:
-    """Peak anonymous memory while a block runs: ``RssAnon`` sampled by a background thread.
-
-    ``RssAnon`` is a current value, not a high-water mark (the kernel keeps one only for the
-    whole resident set, ``VmHWM``/``ru_maxrss``), so a daemon thread reads it every
-    ``interval`` seconds (about 50 µs a read), and once more on entry and exit. A peak shorter
-    than the interval can be missed. Where ``/proc`` has no ``RssAnon`` (not Linux), no thread
-    starts and ``peak`` stays ``None``.
-
-    Attributes:
-        peak: The largest value read, in MB, or ``None``.
-    """
-
-    def __init__(self, interval: float = MEMORY_SAMPLE_SECONDS, read=rss_anon_mb) -> None:
-        self.interval, self.read = interval, read
-        self.peak: float | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def sample(self) -> None:
-        """Reads the current value and keeps it if it is the largest so far."""
-        value = self.read()
-        if value is not None and (self.peak is None or value > self.peak):
-            self.peak = value
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
-    def __enter__(self) -> PeakMemory:
-        self.sample()
-        if self.peak is not None:
-            self._thread = threading.Thread(target=self._loop, name="peak-memory", daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.sample()
 
 
 def build_trainer(cfg: DictConfig):

@@ -16,25 +16,28 @@ from omegaconf import DictConfig
 from forgetbench.results.io import SUMMARY
 
 ERROR = "error.txt"
-NAME_EXCLUDED = (
-    "hydra.",
-    "hydra/",
-    "train.verbose",
-    "paths.",
-    "data.cache_dir",
-    "data.convert_cache",
-)
+# Config keys that say where files go or how much is printed, not what is computed: left out of
+# sweep folder names and of run ids (conf/config.yaml's hydra exclude_keys lists them too).
+SETTINGS_ONLY = ("paths", "train.verbose", "data.cache_dir", "data.convert_cache")
 MAX_NAME = 120
+
+
+def _settings_only(override: str) -> bool:
+    """Whether an override sets one of Hydra's own keys or a ``SETTINGS_ONLY`` key."""
+    key = override.partition("=")[0]
+    return key.startswith(("hydra.", "hydra/")) or any(
+        key == k or key.startswith(f"{k}.") for k in SETTINGS_ONLY
+    )
 
 
 def sweep_name(overrides) -> str:
     """A folder name for a sweep, made of its overrides, so the same sweep lands in one folder.
 
-    Hydra's own keys, ``train.verbose`` and ``paths.*`` are left out; ``/`` becomes ``-`` and
+    Hydra's own keys and ``SETTINGS_ONLY`` keys are left out; ``/`` becomes ``-`` and
     quotes are dropped; names
     longer than 120 characters are cut and end with a hash of the whole.
     """
-    kept = sorted(str(o) for o in overrides if not str(o).startswith(NAME_EXCLUDED))
+    kept = sorted(str(o) for o in overrides if not _settings_only(str(o)))
     name = "__".join(kept).replace("/", "-").replace("'", "").replace('"', "") or "default"
     if len(name) > MAX_NAME:
         digest = hashlib.sha256(name.encode()).hexdigest()[:10]
