@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from forgetbench.data.feed import Feed
+from forgetbench.data.feed import Feed, array_gather
 from forgetbench.data.samplers import FixedPlan
 from forgetbench.train.model import ShardModel, per_sample_loss
 from forgetbench.train.models import logreg
@@ -27,7 +27,7 @@ def make_data(n=N, seed=0):
 
 def identity_feed(x, y, policy, batch_size=B):
     return Feed(
-        gather=lambda idx: (x[idx], y[idx]),
+        gather=array_gather(x, y),
         plan=FixedPlan(np.arange(len(y))),
         batch_size=batch_size,
         policy=policy,

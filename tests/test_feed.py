@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from forgetbench.data.feed import Feed
+from forgetbench.data.feed import ALIGNMENT, Feed, aligned_empty
 from forgetbench.data.samplers import IndexPlan, ShuffledPlan
 from forgetbench.train.remainder import RemainderPolicy
 
@@ -16,9 +16,13 @@ N, B = 70, 16
 DATA = np.arange(2 * N, dtype=np.float64).reshape(N, 2)
 
 
-def sorted_gather(idx):
-    assert np.all(np.diff(idx) > 0), "gathers must be sorted"
-    return DATA[idx], (idx % 5).astype(np.int64)
+def sorted_gather(idx, out=None):
+    assert len(np.unique(idx)) == len(idx), "a gather reads every index once"
+    x, y = DATA[idx], (idx % 5).astype(np.int64)
+    if out is not None:
+        out[0][...], out[1][...] = x, y
+        return out
+    return x, y
 
 
 def extra(epoch, b):
@@ -86,3 +90,12 @@ def test_the_pipeline_never_materialises_the_epochs_order(policy):
     got = list(feed.epoch(0).as_numpy_iterator())
     assert len(got) == feed.batches_per_epoch
     assert 0 < feed.plan.largest <= feed.batches_per_call * B < N
+
+
+@pytest.mark.parametrize("shape", [(1,), (3, 5), (7, 16, 2), (64, 33)])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.float64, np.uint8])
+def test_aligned_empty_starts_on_the_alignment_boundary(shape, dtype):
+    for _ in range(5):
+        a = aligned_empty(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+        assert a.ctypes.data % ALIGNMENT == 0

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from forgetbench.data.feed import Feed
+from forgetbench.data.feed import Feed, array_gather
 from forgetbench.data.samplers import (
     CrossShardPlan,
     FixedPlan,
@@ -160,7 +160,7 @@ def test_fixed_plan_repeats_its_order():
 def _feed(policy, n=70, batch=16):
     data = np.arange(n, dtype=np.float32)[:, None]
     return Feed(
-        gather=lambda idx: (data[idx], idx % 3),
+        gather=array_gather(data, np.arange(n) % 3),
         plan=ShuffledPlan(0, n, seed=0),
         batch_size=batch,
         policy=policy,

@@ -133,3 +133,19 @@ def test_empty_or_missing_folder(tmp_path):
 def test_unknown_shard_in_order(tmp_path):
     with pytest.raises(ShardFormatError, match=r"\['zz'\]"):
         ShardStore(write_shards(tmp_path / "d"), order=["s0", "zz"])
+
+
+def test_gather_any_order_into_out_arrays(tmp_path):
+    store = ShardStore(write_shards(tmp_path / "d"))
+    x_all, y_all = store.load_all()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        idx = rng.choice(store.num_samples, size=rng.integers(1, store.num_samples), replace=False)
+        x, y = store.gather(idx)
+        np.testing.assert_array_equal(x, x_all[idx])
+        np.testing.assert_array_equal(y, y_all[idx])
+        out = (np.full((len(idx), *store.feature_shape), -1.0, np.float32), np.zeros(len(idx)))
+        got = store.gather(idx, out=out)
+        assert got[0] is out[0] and got[1] is out[1]
+        np.testing.assert_array_equal(out[0], x_all[idx].astype(np.float32))
+        np.testing.assert_array_equal(out[1], y_all[idx])

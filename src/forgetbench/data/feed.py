@@ -6,12 +6,13 @@ for a sample of the phase's own data and 0 for padding and for samples added by 
 as replayed ones), so ``samples_seen`` counts new data only and every strategy shares an x-axis.
 
 Full batches are gathered several at a time (about ``gather_bytes`` per ``numpy_function``
-call, one sorted gather over the union of their indices) and split into batches inside tf.data,
-so the per-call Python cost and the per-shard slicing of a gather are paid once per block
-instead of once per batch. Each batch is the same as when gathered alone: its samples in
-ascending index order, then its ``extra`` samples. Each call computes its own part of the
-epoch's order (``plan.slice``), so the pipeline holds no index plan: its memory does not grow
-with the dataset.
+call, one gather over the union of their indices, read shard by shard in sorted order and
+written straight into a 64-byte aligned block that TensorFlow takes without copying) and split
+into batches inside tf.data, so the per-call Python cost and the per-shard slicing of a gather
+are paid once per block instead of once per batch. Each batch is the same as when gathered
+alone: its samples in ascending index order, then its ``extra`` samples. Each call computes its
+own part of the epoch's order (``plan.slice``), so the pipeline holds no index plan: its memory
+does not grow with the dataset.
 """
 
 from __future__ import annotations
@@ -25,8 +26,37 @@ import tensorflow as tf
 from forgetbench.data.samplers import IndexPlan
 from forgetbench.train.remainder import RemainderPolicy
 
-Gather = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Gather = Callable[..., tuple[np.ndarray, np.ndarray]]
+ALIGNMENT = 64  # bytes: TensorFlow wraps aligned numpy arrays without copying them
+
+
+def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on an ``ALIGNMENT``-byte boundary.
+
+    ``numpy_function`` outputs that are not aligned are copied into a new tensor; aligned ones
+    are used as they are (one copy of every block fewer).
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
+
+
 Extra = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+
+
+def array_gather(x: np.ndarray, y: np.ndarray) -> Gather:
+    """The ``Feed.gather`` of in-memory arrays (``x[indices]``, ``y[indices]``)."""
+
+    def gather(indices: np.ndarray, out: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if out is None:
+            return x[indices], y[indices]
+        out[0][...] = x[indices]
+        out[1][...] = y[indices]
+        return out
+
+    return gather
 
 
 @dataclass
@@ -34,7 +64,9 @@ class Feed:
     """Batches of one training phase, one tf.data pipeline per epoch.
 
     Attributes:
-        gather: Reads ``(features, labels)`` at sorted global indices.
+        gather: ``gather(indices, out=None)`` reads ``(features, labels)`` at global indices
+            (any order), returning them in that order; with ``out=(x, y)`` it writes into
+            those arrays (cast to their dtypes) and returns them.
         plan: The visiting order of the phase's samples, epoch by epoch
             (``plan.num_samples`` samples per epoch before the remainder policy).
         batch_size: Samples per batch.
@@ -54,7 +86,7 @@ class Feed:
     feature_shape: tuple[int, ...]
     extra: Extra | None = None
     extra_size: int = 0
-    gather_bytes: int = 2**21
+    gather_bytes: int = 2**23
 
     @property
     def num_samples(self) -> int:
@@ -115,20 +147,21 @@ class Feed:
 
     def _batches(self, rows: np.ndarray, epoch: int, first: int) -> tuple:
         size, fs, count, first = self.batch_size, tuple(self.feature_shape), len(rows), int(first)
-        rows = rows.astype(np.int64, copy=False)
         n = self.extra_size if self.extra is not None else 0
         pad = self.extra_size - n if self.policy.pad_partial else 0
-        idx = np.sort(rows, axis=1).ravel()
-        sorted_at = np.argsort(idx, kind="stable")
-        xs, ys = self.gather(idx[sorted_at])
-        x_cur = np.empty((count * size, *fs), dtype=np.float32)
-        y_cur = np.empty(count * size, dtype=np.int32)
-        x_cur[sorted_at] = xs
-        y_cur[sorted_at] = ys
-        x, y = x_cur.reshape(count, size, *fs), y_cur.reshape(count, size)
-        if n or pad:  # room for the extra samples and padding after each batch's own
-            x = np.concatenate([x, np.zeros((count, n + pad, *fs), dtype=np.float32)], axis=1)
-            y = np.concatenate([y, np.zeros((count, n + pad), dtype=np.int32)], axis=1)
+        width = size + n + pad  # each batch's own samples, then extra samples, then padding
+        x = aligned_empty((count, width, *fs), np.float32)
+        y = aligned_empty((count, width), np.int32)
+        # Each batch's samples in ascending index order (as gathered alone), one gather for all.
+        idx = np.sort(rows.astype(np.int64, copy=False), axis=1).ravel()
+        if width == size:  # written in place: no copy of the block besides the reads
+            self.gather(idx, out=(x.reshape(count * size, *fs), y.reshape(-1)))
+        else:
+            xs, ys = self.gather(idx)
+            x[:, :size] = np.reshape(xs, (count, size, *fs))
+            y[:, :size] = np.reshape(ys, (count, size))
+            x[:, size + n :] = 0.0
+            y[:, size + n :] = 0
         for j in range(count if n else 0):
             x_extra, y_extra = self.extra(int(epoch), first + j)
             if len(y_extra) != n or len(x_extra) != n:
@@ -138,10 +171,12 @@ class Feed:
                 )
             x[j, size : size + n] = x_extra
             y[j, size : size + n] = y_extra
-        w = np.ones(y.shape, dtype=np.float32)
+        w = aligned_empty(y.shape, np.float32)
+        w[:, : size + n] = 1.0
         w[:, size + n :] = 0.0
-        stream = np.zeros(y.shape, dtype=np.float32)
+        stream = aligned_empty(y.shape, np.float32)
         stream[:, :size] = 1.0
+        stream[:, size:] = 0.0
         return x, y, w, stream
 
     def epoch(self, epoch: int) -> tf.data.Dataset:

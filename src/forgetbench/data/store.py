@@ -101,26 +101,40 @@ class ShardStore:
         """Shard index of every global sample index (int32, length ``num_samples``)."""
         return np.repeat(np.arange(self.num_shards, dtype=np.int32), self.sizes)
 
-    def gather(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Reads the samples at sorted global ``indices`` (sorted reads are sequential on disk).
+    def gather(
+        self, indices: np.ndarray, out: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Reads the samples at global ``indices``, in any order, with sorted reads per shard.
 
         Args:
-            indices: Global sample indices in ascending order.
+            indices: Global sample indices (any order; sorted ones skip the sort).
+            out: Optional ``(features, labels)`` arrays of ``len(indices)`` rows to write into
+                (cast to their dtypes): no intermediate copy of the whole gather.
 
         Returns:
-            Features and labels, in the order of ``indices``.
+            Features and labels in the order of ``indices`` (``out`` when given).
         """
-        bounds = np.searchsorted(indices, self.offsets)
-        xs, ys = [], []
+        indices = np.asarray(indices, dtype=np.int64)
+        if out is None:
+            x_type = np.result_type(*(f.dtype for f in self.features))
+            y_type = np.result_type(*(y.dtype for y in self.labels))
+            out = (
+                np.empty((len(indices), *self.feature_shape), x_type),
+                np.empty(len(indices), y_type),
+            )
+        x_out, y_out = out
+        in_order = bool(np.all(indices[1:] >= indices[:-1]))
+        order = None if in_order else np.argsort(indices, kind="stable")
+        ordered = indices if in_order else indices[order]
+        bounds = np.searchsorted(ordered, self.offsets)
         for k in range(self.num_shards):
             lo, hi = bounds[k], bounds[k + 1]
-            if hi > lo:
-                local = indices[lo:hi] - self.offsets[k]
-                xs.append(self.features[k][local])
-                ys.append(self.labels[k][local])
-        if len(xs) == 1:
-            return np.asarray(xs[0]), np.asarray(ys[0])
-        return np.concatenate(xs), np.concatenate(ys)
+            if hi > lo:  # one fancy read of shard k, written where its samples go
+                local = ordered[lo:hi] - self.offsets[k]
+                at = slice(lo, hi) if in_order else order[lo:hi]
+                x_out[at] = self.features[k][local]
+                y_out[at] = self.labels[k][local]
+        return x_out, y_out
 
     def load_all(self) -> tuple[np.ndarray, np.ndarray]:
         """All features and labels in memory, in global index order."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from forgetbench.data.dataset import ShardDataset
-from forgetbench.data.feed import Feed
+from forgetbench.data.feed import Feed, array_gather
 from forgetbench.data.samplers import ShuffledPlan
 from forgetbench.strategies.base import Phase, Strategy
 from forgetbench.train.remainder import RemainderPolicy
@@ -22,15 +20,12 @@ class Joint(Strategy):
         """A single phase over the in-memory concatenation of all shards."""
         x, y = dataset.train.load_all()
 
-        def gather(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return x[idx], y[idx]
-
         return [
             Phase(
                 index=0,
                 train_shard=None,
                 feed=Feed(
-                    gather=gather,
+                    gather=array_gather(x, y),
                     plan=ShuffledPlan(0, len(y), seed),
                     batch_size=batch_size,
                     policy=policy,
