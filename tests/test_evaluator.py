@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.store import ShardStore
@@ -87,3 +88,50 @@ def test_segment_sums_equal_per_sample_bincount(tmp_path, keras_session, batch_s
     assert [r["accuracy"] for r in records] == list(np.bincount(shard, weights=correct) / counts)
     for r, expected in zip(records, np.bincount(shard, weights=losses) / counts, strict=True):
         assert r["loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def random_heldout(folder, sizes=(7, 9, 4), seed=0):
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for k, n in enumerate(sizes):
+        np.savez(
+            folder / f"s{k}.npz",
+            array1=rng.normal(size=(n, 4)).astype(np.float32),
+            array2=rng.integers(0, 4, n),
+        )
+    return ShardStore(folder)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 4096])  # 20 looped batches, 7 unrolled, one
+@pytest.mark.parametrize("classes", [None, [(0, 1), (2, 3), (1, 3)]])
+def test_xla_evaluation_equals_the_plain_graph(tmp_path, keras_session, batch_size, classes):
+    heldout = random_heldout(tmp_path / "held")
+    keras.utils.set_random_seed(2)
+    net = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, "relu"), keras.layers.Dense(4)]
+    )
+    xla = Evaluator(heldout, batch_size=batch_size, task_classes=classes)(net)
+    plain = Evaluator(heldout, batch_size=batch_size, task_classes=classes, jit_compile=False)(net)
+    assert [r["accuracy"] for r in xla] == [r["accuracy"] for r in plain]
+    assert [r["n_eval"] for r in xla] == [7, 9, 4]
+    for a, b in zip(xla, plain, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+
+
+class DoubledInPython(keras.layers.Layer):
+    """A layer XLA cannot compile (a Python function inside the graph)."""
+
+    def call(self, x):
+        doubled = tf.numpy_function(lambda a: 2 * a, [x], tf.float32)
+        doubled.set_shape(x.shape)
+        return doubled
+
+
+def test_network_xla_cannot_compile_falls_back_to_the_plain_graph(tmp_path, keras_session, caplog):
+    heldout = random_heldout(tmp_path / "held")
+    net = keras.Sequential([keras.Input((4,)), DoubledInPython(), keras.layers.Dense(4)])
+    evaluator = Evaluator(heldout)
+    with caplog.at_level("WARNING"):
+        first = evaluator(net)
+    assert "XLA could not compile" in caplog.text
+    assert evaluator(net) == first == Evaluator(heldout, jit_compile=False)(net)

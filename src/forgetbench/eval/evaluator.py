@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import keras
@@ -45,7 +46,8 @@ class Evaluator:
     as tensors, padded to whole batches. Every evaluation is one call of a compiled function
     that runs the network over the fixed-size batches, reduces per shard with segment sums
     (float64, in sample order, so the same sums as a ``bincount`` over per-sample values) and
-    returns only ``2 x num_shards`` numbers: one host copy per evaluation.
+    returns only ``2 x num_shards`` numbers: one host copy per evaluation. The function is
+    compiled with XLA by default.
 
     Args:
         heldout: The held-out split of every training shard.
@@ -53,6 +55,9 @@ class Evaluator:
         task_classes: Task-incremental evaluation: for every shard, the classes its samples are
             predicted among (other logits are set to -inf before the argmax and the loss).
             ``None``: class-incremental, every class competes.
+        jit_compile: Compile the evaluation with XLA (one fused program: about half the time
+            of the plain graph for a small network on CPU); a network XLA cannot compile falls
+            back to the plain graph with a warning.
     """
 
     def __init__(
@@ -60,6 +65,7 @@ class Evaluator:
         heldout: ShardStore,
         batch_size: int = 4096,
         task_classes: Sequence[Sequence[int]] | None = None,
+        jit_compile: bool = True,
     ) -> None:
         x, y = heldout.load_all()
         self.shard = heldout.shard_ids()
@@ -75,8 +81,9 @@ class Evaluator:
         self.y = self.y.reshape(self.num_batches, b)
         self.counts = np.bincount(self.shard, minlength=self.num_shards)
         self.task_classes = task_classes
+        self.jit_compile = bool(jit_compile)
         self._tensors = None
-        self._fn = None
+        self._fn = self._plain_fn = None
         self._net = None
 
     def _allowed(self, num_classes: int) -> tf.Tensor | None:
@@ -115,7 +122,6 @@ class Evaluator:
                 correct = tf.argmax(logits, axis=-1, output_type=tf.int32) == y
                 return tf.cast(correct, tf.float64), tf.cast(per_sample_loss(y, logits), tf.float64)
 
-            @tf.function
             def evaluate_all(xs, ys, shards):
                 if xs.shape[0] <= UNROLL_BATCHES:  # a few batches: no loop in the graph
                     parts = [evaluate_batch(xs[i], ys[i], shards[i]) for i in range(xs.shape[0])]
@@ -133,12 +139,31 @@ class Evaluator:
                 # (num_shards, 2): correct predictions and summed losses, in sample order.
                 return tf.math.unsorted_segment_sum(per_sample, shard_ids, num_shards)
 
-            self._fn, self._net = evaluate_all, net
+            self._fn = tf.function(evaluate_all, jit_compile=self.jit_compile)
+            self._plain_fn, self._net = tf.function(evaluate_all), net
         return self._fn
+
+    def _sums(self, net: keras.Model) -> np.ndarray:
+        """``(num_shards, 2)`` correct predictions and summed losses, compiled with XLA if it can.
+
+        A network XLA cannot compile is evaluated by the plain graph from then on.
+        """
+        fn = self._compiled(net)
+        try:
+            return fn(*self._data()).numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+            if fn is self._plain_fn:
+                raise
+            logging.getLogger(__name__).warning(
+                "Evaluator: XLA could not compile the evaluation (%s); using the plain graph.",
+                str(error).splitlines()[0],
+            )
+            self._fn = self._plain_fn
+            return self._fn(*self._data()).numpy()
 
     def __call__(self, net: keras.Model) -> list[dict]:
         """Per-shard ``eval_shard``, ``accuracy``, ``loss`` and ``n_eval`` records."""
-        sums = self._compiled(net)(*self._data()).numpy()
+        sums = self._sums(net)
         acc = sums[:, 0] / self.counts
         mean_loss = sums[:, 1] / self.counts
         return [
