@@ -30,7 +30,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# Benchmarks (about 7 minutes on 2 cores, about 9 GB of scratch disk for the memory run):
+# Benchmarks (about 13 minutes on 2 cores, about 9 GB of scratch disk for the memory run):
 # tables printed, JSON written to results/bench/. See README "Performance".
 bench: install
 	$(BIN)/python bench/loader.py

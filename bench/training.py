@@ -24,7 +24,8 @@ Rows:
   updates, EWC's Fisher estimates) left out of the time: the train step's own cost. ``ewc`` and
   ``replay_ewc`` are compared with ``sequential`` and ``replay`` on that basis.
 
-Usage: ``python bench/training.py [--settings 32:1 32:16 256:1] [--epochs 2] [--only ewc]``.
+Usage: ``python bench/training.py [--settings 32:1 32:16 256:1] [--epochs 2] [--only ewc]
+[--rounds 7] [--name training]``.
 """
 
 from __future__ import annotations
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> dict:
         default=["32:1", "32:16", "256:1"],
         help="BATCH_SIZE:STEPS_PER_EXECUTION pairs",
     )
-    parser.add_argument("--epochs", type=int, default=1, help="epochs per timed round")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per timed round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--samples-per-shard", type=int, default=8000)
     parser.add_argument("--accumulation-steps", type=int, default=4)
@@ -358,6 +359,9 @@ def main(argv: list[str] | None = None) -> dict:
         nargs="+",
         default=[],
         help="measure only the rows whose name contains one of these (and the baselines)",
+    )
+    parser.add_argument(
+        "--name", default="training", help="results/bench/NAME.json (default: training)"
     )
     args = parser.parse_args(argv)
     rows = []
@@ -399,7 +403,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
     )
     result = {"data": data, "rows": rows}
-    print(f"\nWrote {common.write_result('training', result)}")
+    print(f"\nWrote {common.write_result(args.name, result)}")
     return result
 
 
