@@ -162,7 +162,8 @@ class Bench:
         model, _, phases = self.fresh(strategy, **kw)
         if penalty:
             model.penalties.append(quadratic_penalty(model.net))
-        epoch_of = common.per_batch_epoch if per_batch else lambda feed, e: feed.epoch(e)
+        group = model.batches_per_call
+        epoch_of = common.per_batch_epoch if per_batch else lambda feed, e: feed.epoch(e, group)
 
         def epochs(count: int) -> dict:
             seen = int(model.samples_seen.numpy())

@@ -212,3 +212,40 @@ def test_no_penalty_tracks_zero():
     x, y = make_data()
     model, history = train_epoch(WEIGHTED, 4, x, y)
     assert history.history["penalty"][-1] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("policy", "k", "optimizer"),
+    [(WEIGHTED, 1, "sgd"), (WEIGHTED, 3, "adam"), (PAD, 2, "sgd"), (NAIVE, 2, "adam")],
+    ids=["weighted-k1", "weighted-k3-adam", "pad-k2", "naive-k2-adam"],
+)
+@pytest.mark.parametrize("steps_per_execution", [2, 3, 16])
+def test_blocks_of_batches_train_exactly_like_one_batch_per_step(
+    policy, k, optimizer, steps_per_execution
+):
+    # steps_per_execution stacks that many batches per tf.data element and the train step
+    # loops over them: the same updates, counters and logged loss as one batch per step.
+    x, y = make_data()
+    results = []
+    for spe in (1, steps_per_execution):
+        keras.utils.set_random_seed(0)
+        model = ShardModel(logreg((DIM,), CLASSES), policy, accumulation_steps=k)
+        extra = {} if policy.exact or k == 1 else {"gradient_accumulation_steps": k}
+        model.compile(optimizer=make_optimizer(optimizer, **extra), steps_per_execution=spe)
+        feed = identity_feed(x, y, policy)
+        history = model.fit(feed.epoch(0, group=model.batches_per_call), verbose=0, shuffle=False)
+        model.flush()
+        results.append((model, history.history["loss"][-1]))
+    (one, loss_one), (many, loss_many) = results
+    for a, b in zip(one.net.get_weights(), many.net.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert loss_many == pytest.approx(loss_one, rel=1e-6)
+    for counter in ("samples_seen", "batches_seen"):
+        assert int(getattr(many, counter).numpy()) == int(getattr(one, counter).numpy())
+    assert int(many.optimizer.iterations.numpy()) == int(one.optimizer.iterations.numpy())
+
+
+def test_invalid_steps_per_execution():
+    model = ShardModel(logreg((DIM,), CLASSES), WEIGHTED)
+    with pytest.raises(ValueError, match=r"train.steps_per_execution=0. Expected an integer >= 1"):
+        model.compile(optimizer=make_optimizer("sgd"), steps_per_execution=0)

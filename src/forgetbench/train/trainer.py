@@ -157,7 +157,7 @@ class Trainer:
             for epoch in range(self.epochs):
                 self._epoch = epoch
                 history = self.model.fit(
-                    phase.feed.epoch(epoch),
+                    phase.feed.epoch(epoch, group=self.model.batches_per_call),
                     initial_epoch=epoch,
                     epochs=epoch + 1,
                     shuffle=False,
