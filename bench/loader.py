@@ -1,8 +1,7 @@
 """Loader throughput (samples/s) over the same shard folder, in one run.
 
 Compares the cross-shard ``Feed`` (memory-mapped ``.npy`` caches, sorted numpy gathers inside a
-prefetched tf.data pipeline), one batch per element and 16 batches per element (what training
-with ``steps_per_execution=16`` consumes), with:
+prefetched tf.data pipeline) with:
 
 - the per-file generator pattern: one ``np.load(path, mmap_mode='r')`` handle per ``.npz``,
   indexed sample by sample (``npz['array1'][i]`` reads the whole member every time);
@@ -38,16 +37,11 @@ from forgetbench.strategies.cross_shard import CrossShard  # noqa: E402
 from forgetbench.train.remainder import RemainderPolicy  # noqa: E402
 
 WEIGHTED = RemainderPolicy("weighted")
-GROUP = 16  # batches per element of the grouped feed (training with steps_per_execution=16)
 
 
 def drain(ds: tf.data.Dataset) -> int:
-    """Iterates a dataset of ``(x, y, ...)`` elements inside TensorFlow; returns the samples.
-
-    Samples are counted from the labels, so an element may be one batch (``y`` of shape
-    ``(B,)``) or a block of batches (``(g, B)``).
-    """
-    return int(ds.reduce(np.int64(0), lambda n, batch: n + tf.size(batch[1], tf.int64)))
+    """Iterates a dataset of ``(x, ...)`` batches inside TensorFlow; returns the sample count."""
+    return int(ds.reduce(np.int64(0), lambda n, batch: n + tf.shape(batch[0], tf.int64)[0]))
 
 
 def cross_shard_feed(store: ShardStore, batch_size: int):
@@ -102,10 +96,6 @@ def measure(store: ShardStore, paths: list[Path], batch_size: int, per_file_seco
     row(
         "Feed.epoch: cross-shard, memmap, tf.data",
         common.best_rate(lambda: drain(feed.epoch(next(epochs)))),
-    )
-    row(
-        f"Feed.epoch(group={GROUP}): {GROUP} batches per element (steps_per_execution={GROUP})",
-        common.best_rate(lambda: drain(feed.epoch(next(epochs), GROUP))),
     )
     row(
         "previous Feed.epoch: one numpy_function call per batch",

@@ -162,8 +162,7 @@ class Bench:
         model, _, phases = self.fresh(strategy, **kw)
         if penalty:
             model.penalties.append(quadratic_penalty(model.net))
-        group = model.batches_per_call
-        epoch_of = common.per_batch_epoch if per_batch else lambda feed, e: feed.epoch(e, group)
+        epoch_of = common.per_batch_epoch if per_batch else lambda feed, e: feed.epoch(e)
 
         def epochs(count: int) -> dict:
             seen = int(model.samples_seen.numpy())

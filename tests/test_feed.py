@@ -59,28 +59,6 @@ def test_blocked_epoch_equals_batch_by_batch(policy, gather_bytes, extra_size, n
             np.testing.assert_array_equal(a, c, err_msg=f"batch {b}")
 
 
-@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.name)
-@pytest.mark.parametrize("group", [2, 3, 4, 16])
-@pytest.mark.parametrize("gather_bytes", [1, 5 * B * 8, 2**30])
-@pytest.mark.parametrize("extra_size", [0, 3])
-def test_grouped_epoch_stacks_the_same_batches_in_order(policy, group, gather_bytes, extra_size):
-    feed = make_feed(policy, gather_bytes, extra_size)
-    expected = [feed.batch(2, b) for b in range(feed.batches_per_epoch)]
-    dataset = feed.epoch(2, group=group)
-    elements = list(dataset.as_numpy_iterator())
-    assert len(elements) == int(dataset.cardinality()) == feed.elements_per_epoch(group)
-    assert all(1 <= len(e[1]) <= group for e in elements)
-    got = [tuple(part[i] for part in e) for e in elements for i in range(len(e[1]))]
-    assert len(got) == len(expected)
-    for b, (want, have) in enumerate(zip(expected, got, strict=True)):
-        for a, c in zip(want, have, strict=True):
-            assert a.dtype == c.dtype
-            np.testing.assert_array_equal(a, c, err_msg=f"batch {b}")
-    # Whole groups first; only the last full group and the partial batch may be smaller.
-    sizes = [len(e[1]) for e in elements]
-    assert all(n == group for n in sizes[:-2])
-
-
 def test_blocked_epoch_keeps_the_element_spec():
     spec = make_feed(POLICIES[0], 2 * B * 8, 0).epoch(0).element_spec
     assert [s.shape.as_list() for s in spec] == [[None, 2], [None], [None], [None]]

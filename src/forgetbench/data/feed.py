@@ -179,64 +179,36 @@ class Feed:
         stream[:, size:] = 0.0
         return x, y, w, stream
 
-    def elements_per_epoch(self, group: int = 1) -> int:
-        """tf.data elements of :meth:`epoch` with ``group`` batches per element."""
-        full, group = self.num_samples // self.batch_size, max(1, int(group))
-        return -(-full // group) + (self.batches_per_epoch - full)
-
-    def epoch(self, epoch: int, group: int = 1) -> tf.data.Dataset:
+    def epoch(self, epoch: int) -> tf.data.Dataset:
         """The batches of one epoch as a prefetched tf.data pipeline.
 
         Full batches come in blocks of :attr:`batches_per_call`, each computed (its slice of the
-        plan, one gather) by one ``numpy_function`` call and split by ``unbatch``; the pipeline
-        itself holds only the block numbers. A partial last batch (kept or padded) follows on
-        its own, gathered when the pipeline is built.
-
-        Args:
-            epoch: The epoch (its order comes from the plan).
-            group: Batches per element. 1: one batch ``(x, y, w, stream)`` per element. ``g > 1``:
-                elements stack ``g`` consecutive batches (``x`` of shape ``(g, B, ...)``; the
-                last full group may hold fewer, and a partial last batch is an element of its
-                own), for a train step that runs ``g`` batches per call
-                (``steps_per_execution``): tf.data's cost per element, tens of microseconds,
-                is paid once per ``g`` batches.
+        plan, one gather) by one ``numpy_function`` call and split into batches by ``unbatch``;
+        the pipeline itself holds only the block numbers. A partial last batch (kept or padded)
+        follows on its own, gathered when the pipeline is built.
         """
-        size, group = self.batch_size, max(1, int(group))
-        per_call = self.batches_per_call
-        per_call = max(group, per_call // group * group)  # whole groups per call
+        size, per_call = self.batch_size, self.batches_per_call
         full = self.num_samples // size
-        grouped = full // group * group  # full batches in whole groups
         types = [tf.float32, tf.int32, tf.float32, tf.float32]
         epoch_t = tf.constant(epoch, tf.int64)
 
         def call(epoch_, first):
-            return self.batches(epoch_, first, min(per_call, grouped - int(first)))
+            return self.batches(epoch_, first, min(per_call, full - int(first)))
 
         def load_block(first):
-            parts = tf.numpy_function(call, [epoch_t, first], types)
-            parts[0].set_shape((None, None, *self.feature_shape))
-            for t in parts[1:]:
+            x, y, w, stream = tf.numpy_function(call, [epoch_t, first], types)
+            x.set_shape((None, None, *self.feature_shape))
+            for t in (y, w, stream):
                 t.set_shape((None, None))
-            if group > 1:  # (calls, B, ...) -> (calls / group, group, B, ...)
-                parts = [tf.reshape(t, tf.concat([[-1, group], tf.shape(t)[1:]], 0)) for t in parts]
-                parts[0].set_shape((None, group, None, *self.feature_shape))
-            return tuple(parts)
+            return x, y, w, stream
 
         dataset = (
-            tf.data.Dataset.range(0, grouped, per_call)
+            tf.data.Dataset.range(0, full, per_call)
             .map(load_block, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .unbatch()
         )
-        # Small tails, gathered now (saves tracing more maps): the full batches that do not
-        # fill a group, then the partial last batch.
-        if grouped < full:
-            tail = self.batches(epoch, grouped, full - grouped)
-            dataset = dataset.concatenate(tf.data.Dataset.from_tensors(tail))
-        if self.batches_per_epoch > full:
-            last = self.batch(epoch, full)
-            if group > 1:
-                last = tuple(t[None] for t in last)
-            dataset = dataset.concatenate(tf.data.Dataset.from_tensors(last))
+        if self.batches_per_epoch > full:  # small: gathered now, saves tracing one more map
+            dataset = dataset.concatenate(tf.data.Dataset.from_tensors(self.batch(epoch, full)))
         return dataset.apply(
-            tf.data.experimental.assert_cardinality(self.elements_per_epoch(group))
+            tf.data.experimental.assert_cardinality(self.batches_per_epoch)
         ).prefetch(tf.data.AUTOTUNE)

@@ -71,25 +71,10 @@ class ShardModel(keras.Model):
             self._acc_count = tf.Variable(0.0, trainable=False, name="accumulated_samples")
             self._acc_micro = tf.Variable(0, dtype=tf.int64, trainable=False, name="micro")
         self._flush_fn = None
-        self.batches_per_call = 1
 
-    def compile(self, optimizer, steps_per_execution: int = 1, **kwargs) -> None:
-        """Compiles and builds the optimizer, so updates can run inside conditionals.
-
-        Args:
-            optimizer: The Keras optimizer.
-            steps_per_execution: Batches per compiled call (``batches_per_call``). They come
-                stacked in one tf.data element (``Feed.epoch(epoch, group)``) and the train step
-                loops over them in the graph; Keras itself runs one element per call.
-            **kwargs: Passed to ``keras.Model.compile``.
-        """
-        if int(steps_per_execution) < 1:
-            raise ValueError(
-                "Invalid config value train.steps_per_execution="
-                f"{steps_per_execution!r}. Expected an integer >= 1."
-            )
-        self.batches_per_call = int(steps_per_execution)
-        super().compile(optimizer=optimizer, steps_per_execution=1, **kwargs)
+    def compile(self, optimizer, **kwargs) -> None:
+        """Compiles and builds the optimizer, so updates can run inside conditionals."""
+        super().compile(optimizer=optimizer, **kwargs)
         self.optimizer.build(self.net.trainable_variables)
 
     def call(self, inputs, training=False):
@@ -125,25 +110,6 @@ class ShardModel(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        """One element: a batch, or a block of batches stacked on a leading axis.
-
-        A block (labels of rank 2, ``Feed.epoch(epoch, group)``) is run batch by batch in a
-        graph loop, exactly as if its batches came one per step.
-        """
-        if data[1].shape.rank == 2:
-            return self._block_step(data)
-        return self._batch_step(data)
-
-    def _block_step(self, data):
-        def body(i):
-            self._batch_step(tuple(part[i] for part in data))
-            return (i + 1,)
-
-        count = tf.shape(data[1])[0]
-        tf.while_loop(lambda i: i < count, body, (tf.constant(0),), parallel_iterations=1)
-        return {m.name: m.result() for m in self.metrics}
-
-    def _batch_step(self, data):
         """One micro-batch: an optimizer step, or an accumulation (exact, ``k > 1``)."""
         if self.exact_accumulation:
             return self._accumulate_step(data)

@@ -157,7 +157,7 @@ class Trainer:
             for epoch in range(self.epochs):
                 self._epoch = epoch
                 history = self.model.fit(
-                    phase.feed.epoch(epoch, group=self.model.batches_per_call),
+                    phase.feed.epoch(epoch),
                     initial_epoch=epoch,
                     epochs=epoch + 1,
                     shuffle=False,
