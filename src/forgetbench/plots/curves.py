@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -18,6 +16,7 @@ from forgetbench.plots.style import (
     SPAN_ALPHA,
     color,
     legend_rows,
+    panel_grid,
     paper_style,
 )
 
@@ -128,8 +127,7 @@ def plot_strategy_panels(
     with paper_style():
         own = axes is None
         if own:
-            ncols = ncols or (len(names) if width >= DOUBLE_COLUMN else min(len(names), 2))
-            nrows = math.ceil(len(names) / ncols)
+            nrows, ncols = panel_grid(len(names), ncols, width)
             fig, grid = plt.subplots(
                 nrows,
                 ncols,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from forgetbench.plots.style import CMAP, DOUBLE_COLUMN, SINGLE_COLUMN, paper_style
+from forgetbench.plots.style import CMAP, DOUBLE_COLUMN, SINGLE_COLUMN, panel_grid, paper_style
 
 XLABEL = "evaluated shard"
 YLABEL = "after phase"
@@ -109,8 +107,7 @@ def plot_accuracy_matrices(
     with paper_style():
         own = axes is None
         if own:
-            ncols = ncols or (len(names) if width >= DOUBLE_COLUMN else min(len(names), 2))
-            nrows = math.ceil(len(names) / ncols)
+            nrows, ncols = panel_grid(len(names), ncols, width)
             side = min((width - 0.6) / ncols, 2.0)
             shards = matrices["eval_shard"].nunique()
             fontsize = float(np.clip(72 * 0.75 * side / shards * 0.42, 3.5, 6.5))

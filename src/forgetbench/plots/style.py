@@ -67,6 +67,15 @@ def marker(i: int) -> str:
     return MARKERS[i % len(MARKERS)]
 
 
+def panel_grid(panels: int, ncols: int | None, width: float) -> tuple[int, int]:
+    """Rows and columns of a figure of ``panels`` panels.
+
+    ``ncols`` if given; else all in one row at double-column width, at most two per row below.
+    """
+    ncols = ncols or (panels if width >= DOUBLE_COLUMN else min(panels, 2))
+    return math.ceil(panels / ncols), ncols
+
+
 def legend_rows(handles: list, labels: list, max_cols: int) -> tuple[list, list, int]:
     """Handles and labels reordered so a legend reads row by row; returns them and ``ncol``.
 
