@@ -107,28 +107,8 @@ class Feed:
         """Features, labels, weights and stream flags of batch ``b`` of an epoch."""
         start = b * self.batch_size
         indices = self.plan.slice(epoch, start, min(start + self.batch_size, self.num_samples))
-        return self._batch(indices, epoch, b)
-
-    def _batch(self, indices: np.ndarray, epoch: int, b: int) -> tuple[np.ndarray, ...]:
-        idx = np.sort(indices)
-        xs, ys = self.gather(idx)
-        xs, ys = [xs], [ys]
-        if self.extra is not None and self.extra_size:
-            x_extra, y_extra = self.extra(int(epoch), int(b))
-            xs.append(x_extra)
-            ys.append(y_extra)
-        x = np.concatenate(xs).astype(np.float32, copy=False)
-        y = np.concatenate(ys).astype(np.int32, copy=False)
-        w = np.ones(len(y), dtype=np.float32)
-        stream = np.zeros(len(y), dtype=np.float32)
-        stream[: len(idx)] = 1.0
-        pad = self.batch_size + self.extra_size - len(y)
-        if pad > 0 and self.policy.pad_partial:
-            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), dtype=np.float32)])
-            y = np.concatenate([y, np.zeros(pad, dtype=np.int32)])
-            w = np.concatenate([w, np.zeros(pad, dtype=np.float32)])
-            stream = np.concatenate([stream, np.zeros(pad, dtype=np.float32)])
-        return x, y, w, stream
+        parts = self._batches(indices[None], epoch, b)
+        return tuple(part[0] for part in parts)
 
     @property
     def batches_per_call(self) -> int:
@@ -146,9 +126,11 @@ class Feed:
         return self._batches(rows, epoch, first)
 
     def _batches(self, rows: np.ndarray, epoch: int, first: int) -> tuple:
-        size, fs, count, first = self.batch_size, tuple(self.feature_shape), len(rows), int(first)
+        """Batches of the global indices in ``rows`` (one row per batch, full or partial)."""
+        size, fs, count, first = rows.shape[1], tuple(self.feature_shape), len(rows), int(first)
         n = self.extra_size if self.extra is not None else 0
-        pad = self.extra_size - n if self.policy.pad_partial else 0
+        # pad: a partial batch, and missing extra samples, padded to full size with zero weight.
+        pad = self.batch_size + self.extra_size - size - n if self.policy.pad_partial else 0
         width = size + n + pad  # each batch's own samples, then extra samples, then padding
         x = aligned_empty((count, width, *fs), np.float32)
         y = aligned_empty((count, width), np.int32)
