@@ -13,7 +13,13 @@ tf.data pipelines are drained inside TensorFlow (``Dataset.reduce``), so no Pyth
 is charged to them; the numpy loops are what their pattern costs in Python. Page cache is warm
 (the files were just written or read), which is the fair case for the per-file pattern too.
 
-Usage: ``python bench/loader.py [--batch-sizes 32 256] [--samples-per-shard 8000]``.
+Two folder sizes by default (about 125 MB and 1 GB): how the ratios move with the data size is
+part of the result (the in-memory baseline slows down as its array outgrows the CPU caches, and
+the Feed's fixed cost per epoch, building the pipeline, is spread over more samples). The two
+rows that measure superseded per-batch designs are timed on the first ``--slow-row-samples``
+samples of the epoch, so the large folder does not take minutes on them.
+
+Usage: ``python bench/loader.py [--batch-sizes 32 256] [--samples-per-shard 8000 64000]``.
 """
 
 from __future__ import annotations
@@ -73,6 +79,27 @@ def tf_data_floor(feed) -> tf.data.Dataset:
     return dataset.unbatch().prefetch(tf.data.AUTOTUNE)
 
 
+def empty_pipeline(num_batches: int, batch_size: int) -> tf.data.Dataset:
+    """``Dataset.range`` alone, one element per batch: tf.data's cost per element, no data."""
+    return tf.data.Dataset.range(num_batches).map(
+        lambda i: (tf.fill([batch_size], i),), num_parallel_calls=tf.data.AUTOTUNE
+    )
+
+
+def setup_ms(feed, epoch: int, repeats: int = 5) -> float:
+    """Milliseconds from calling ``Feed.epoch`` to holding its first batch (median).
+
+    The fixed cost of an epoch: building the pipeline (tracing its map function, gathering the
+    partial last batch) and the first block's gather.
+    """
+    times = []
+    for k in range(repeats):
+        start = time.perf_counter()
+        next(iter(feed.epoch(epoch + k)))
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.median(times))
+
+
 def per_file_generator(paths: list[Path], store: ShardStore, order: np.ndarray):
     """The common pattern: an ``np.load(mmap_mode='r')`` handle per file, sample by sample."""
     handles = [np.load(p, mmap_mode="r") for p in paths]
@@ -82,11 +109,19 @@ def per_file_generator(paths: list[Path], store: ShardStore, order: np.ndarray):
         yield handles[k][common.FEATURE_KEY][i], handles[k][common.LABEL_KEY][i]
 
 
-def measure(store: ShardStore, paths: list[Path], batch_size: int, per_file_seconds: float):
-    """All loaders at one batch size; returns one row per loader."""
+def measure(
+    store: ShardStore,
+    paths: list[Path],
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    per_file_seconds: float,
+    slow_row_samples: int,
+):
+    """All loaders at one batch size (``x``, ``y``: the store in memory); one row per loader."""
     feed = cross_shard_feed(store, batch_size)
     n = store.num_samples
-    x, y = store.load_all()
+    slow_batches = max(1, min(feed.batches_per_epoch, slow_row_samples // batch_size))
     rows = []
     epochs = iter(range(10**6))
 
@@ -96,10 +131,13 @@ def measure(store: ShardStore, paths: list[Path], batch_size: int, per_file_seco
     row(
         "Feed.epoch: cross-shard, memmap, tf.data",
         common.best_rate(lambda: drain(feed.epoch(next(epochs)))),
+        setup_ms=setup_ms(feed, 10**5),
     )
     row(
         "previous Feed.epoch: one numpy_function call per batch",
-        common.best_rate(lambda: drain(common.per_batch_epoch(feed, next(epochs)))),
+        common.best_rate(
+            lambda: drain(common.per_batch_epoch(feed, next(epochs)).take(slow_batches))
+        ),
     )
 
     def numpy_blocks():
@@ -113,14 +151,23 @@ def measure(store: ShardStore, paths: list[Path], batch_size: int, per_file_seco
 
     def numpy_batches():
         epoch = next(epochs)
-        for b in range(feed.batches_per_epoch):
+        for b in range(slow_batches):
             feed.batch(epoch, b)
-        return n
+        return slow_batches * batch_size
 
     row("Feed.batch loop (numpy only, per batch)", common.best_rate(numpy_batches))
     row(
         "tf.data floor: cached numpy blocks, unbatch (no gather)",
         common.best_rate(lambda: drain(tf_data_floor(feed))),
+    )
+    empty = empty_pipeline(n // batch_size, batch_size)
+
+    def drain_empty():
+        return drain(empty)
+
+    row(
+        "tf.data alone: Dataset.range, one element per batch",
+        common.best_rate(lambda: drain(empty)),
     )
     row(
         "index plan only (CrossShardPlan, a whole epoch)",
@@ -154,41 +201,40 @@ def measure(store: ShardStore, paths: list[Path], batch_size: int, per_file_seco
     return rows
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
-    parser.add_argument("--num-shards", type=int, default=16)
-    parser.add_argument("--samples-per-shard", type=int, default=8000)
-    parser.add_argument("--dim", type=int, default=256)
-    parser.add_argument("--per-file-seconds", type=float, default=3.0)
-    args = parser.parse_args(argv)
-
+def measure_folder(args, samples_per_shard: int) -> tuple[dict, list[dict]]:
+    """Every loader at every batch size over one shard folder; its description and rows."""
     folder = common.make_shards(
-        common.SCRATCH / f"loader-{args.num_shards}x{args.samples_per_shard}x{args.dim}",
+        common.SCRATCH / f"loader-{args.num_shards}x{samples_per_shard}x{args.dim}",
         num_shards=args.num_shards,
-        samples_per_shard=args.samples_per_shard,
+        samples_per_shard=samples_per_shard,
         dim=args.dim,
     )
     paths = sorted(folder.glob("*.npz"))
     store = ShardStore(folder)
+    mb = common.folder_bytes(folder) / 2**20
     data = {
-        "folder_mb": common.folder_bytes(folder) / 2**20,
+        "folder_mb": mb,
         "num_shards": store.num_shards,
         "num_samples": store.num_samples,
-        "mean_shard_mb": common.folder_bytes(folder) / 2**20 / store.num_shards,
+        "mean_shard_mb": mb / store.num_shards,
         "dim": args.dim,
     }
+    x, y = store.load_all()
     rows = []
     for batch_size in args.batch_sizes:
-        rows += measure(store, paths, batch_size, args.per_file_seconds)
-    for b in args.batch_sizes:
-        at_b = [r for r in rows if r["batch_size"] == b]
-        feed_rate = at_b[0]["samples_per_s"]
+        at_b = measure(store, paths, x, y, batch_size, args.per_file_seconds, args.slow_row_samples)
         for r in at_b:
-            r["feed_vs_this"] = feed_rate / r["samples_per_s"]
+            r.update(folder_mb=mb, feed_vs_this=at_b[0]["samples_per_s"] / r["samples_per_s"])
+        rows += at_b
+    del x, y
     print(
-        f"Shards: {data['num_shards']} x ~{data['mean_shard_mb']:.1f} MB "
-        f"({data['num_samples']} samples x {args.dim} float32), page cache warm\n"
+        f"\nShards: {store.num_shards} x ~{data['mean_shard_mb']:.1f} MB "
+        f"({store.num_samples} samples x {args.dim} float32), page cache warm; Feed.epoch "
+        "setup (build to first batch): "
+        + ", ".join(
+            f"{r['setup_ms']:.0f} ms at B={r['batch_size']}" for r in rows if "setup_ms" in r
+        )
+        + "\n"
     )
     print(
         common.table(
@@ -202,7 +248,31 @@ def main(argv: list[str] | None = None) -> dict:
             ],
         )
     )
-    result = {"data": data, "rows": rows}
+    return data, rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--num-shards", type=int, default=16)
+    parser.add_argument(
+        "--samples-per-shard",
+        type=int,
+        nargs="+",
+        default=[8000, 64000],
+        help="one folder per value (default: about 125 MB and 1 GB of features)",
+    )
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--per-file-seconds", type=float, default=3.0)
+    parser.add_argument("--slow-row-samples", type=int, default=131072)
+    args = parser.parse_args(argv)
+
+    folders, rows = [], []
+    for samples_per_shard in args.samples_per_shard:
+        data, at_size = measure_folder(args, samples_per_shard)
+        folders.append(data)
+        rows += at_size
+    result = {"folders": folders, "rows": rows}
     print(f"\nWrote {common.write_result('loader', result)}")
     return result
 
