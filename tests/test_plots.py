@@ -14,7 +14,7 @@ from forgetbench.plots import (
     plot_shard_curves,
     plot_strategy_panels,
 )
-from forgetbench.plots.style import SAMPLES_FORMAT, legend_rows
+from forgetbench.plots.style import SAMPLES_FORMAT, legend_rows, save_figure
 
 
 @pytest.fixture(autouse=True)
@@ -176,3 +176,15 @@ def test_style_helpers():
     ]
     handles, labels, ncol = legend_rows(list("abcde"), list("abcde"), max_cols=4)
     assert ncol == 3 and labels == ["a", "d", "b", "e", "c"]  # rows: a b c / d e
+
+
+def test_saved_figures_are_reproducible_and_leave_no_temporary_files(tmp_path):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    pdf, png = save_figure(fig, tmp_path / "out" / "fig")
+    first = pdf.read_bytes(), png.read_bytes()
+    assert first[0].startswith(b"%PDF") and first[1].startswith(b"\x89PNG")
+    assert b"CreationDate" not in first[0]
+    assert save_figure(fig, tmp_path / "out" / "fig") == [pdf, png]
+    assert (pdf.read_bytes(), png.read_bytes()) == first
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fig.pdf", "fig.png"]

@@ -14,6 +14,8 @@ if not os.environ.get("MPLBACKEND"):  # headless by default; Jupyter sets its in
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from forgetbench.results.io import write_with  # noqa: E402
+
 # Okabe & Ito (2008), safe for the common forms of colour blindness.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -101,10 +103,15 @@ SAMPLES_FORMAT = FuncFormatter(_samples)
 
 
 def save_figure(fig, stem: str | Path) -> list[Path]:
-    """Saves ``fig`` as vector PDF and 300 dpi PNG; returns the paths written."""
+    """Saves ``fig`` as vector PDF and 300 dpi PNG; returns the paths written.
+
+    Each file is written atomically (an interrupted save leaves the previous file), and the
+    PDF carries no creation date, so the same figure gives the same bytes on every run.
+    """
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".pdf"), stem.with_suffix(".png")]
-    fig.savefig(paths[0])
-    fig.savefig(paths[1], dpi=300)
+    write_with(
+        paths[0], lambda tmp: fig.savefig(tmp, format="pdf", metadata={"CreationDate": None})
+    )
+    write_with(paths[1], lambda tmp: fig.savefig(tmp, format="png", dpi=300))
     return paths
