@@ -121,3 +121,7 @@ def test_optimizer_state_across_shards_is_an_explicit_choice(tiny_cfg, reset):
     total_batches = sum(p.feed.batches_per_epoch for p in trainer.phases)
     expected = last_phase_batches if reset else total_batches
     assert int(trainer.model.optimizer.iterations.numpy()) == expected
+    # The reset clears state, not hyperparameters: every shard still trains.
+    assert float(trainer.model.optimizer.learning_rate.numpy()) == pytest.approx(
+        cfg.optimizer.learning_rate
+    )

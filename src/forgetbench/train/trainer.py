@@ -105,8 +105,10 @@ class Trainer:
         return all(np.isfinite(w).all() for w in self.model.net.get_weights())
 
     def _reset_optimizer(self) -> None:
+        """Zeroes the optimizer's state (step count, moments); its learning rate stays."""
         for v in self.model.optimizer.variables:
-            v.assign(np.zeros(v.shape, dtype=v.dtype))
+            if v.name != "learning_rate":  # a hyperparameter held as a variable, not state
+                v.assign(np.zeros(v.shape, dtype=v.dtype))
 
     def evaluate_if_due(self) -> None:
         """Evaluates if the samples seen reached the next interval or boundary."""
