@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, InstantiationException
 from omegaconf import open_dict
 
-from conftest import TINY
+from conftest import TINY, compose_config
 from forgetbench.report import report
 from forgetbench.run import RunInterrupted, build_trainer, run
+from forgetbench.sweep import failed_jobs, record_failure
 
 BIN = Path(sys.executable).parent
 
@@ -76,6 +77,20 @@ def test_one_failing_job_does_not_stop_the_sweep(tmp_path):
     assert (bad / "error.txt").exists() and not (bad / "summary.json").exists()
 
 
+def test_failed_jobs_are_listed_by_their_root_cause(tmp_path):
+    try:
+        try:
+            raise ValueError("remainder 'drop': expected (False, False, True).\nDetails")
+        except ValueError as cause:
+            raise InstantiationException("Error in call to target\nfull_key: remainder") from cause
+    except InstantiationException as exc:
+        record_failure(tmp_path / "job", exc)
+    expected = "ValueError: remainder 'drop': expected (False, False, True)."
+    assert failed_jobs(tmp_path) == [(tmp_path / "job", expected)]
+    text = (tmp_path / "job" / "error.txt").read_text()
+    assert "Traceback" in text and "full_key: remainder" in text  # the whole story stays
+
+
 @pytest.mark.parametrize(
     ("override", "match"),
     [
@@ -89,6 +104,26 @@ def test_more_invalid_values_refused(tiny_cfg, tmp_path, override, match):
     with pytest.raises(ValueError, match=match):
         run(tiny_cfg(override), tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("data.heldout_fraction=1.5", r"data.heldout_fraction=1.5. Expected a number in \(0, 1\)"),
+        ("data.heldout_fraction=abc", r"data.heldout_fraction='abc'. Expected a number"),
+        ("data.num_classes=2.7", r"data.num_classes=2.7. Expected an integer >= 1, or null"),
+    ],
+)
+def test_invalid_data_values_refused_before_the_folder_is_read(tmp_path, override, match):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    np.savez(folder / "a.npz", array1=np.ones((20, 3), np.float32), array2=np.zeros(20, int))
+    cfg = compose_config(
+        ["data=npz_dir", f"data.path={folder}", f"paths.data_cache={tmp_path / 'data'}", override]
+    )
+    with pytest.raises(ValueError, match=match):
+        run(cfg, tmp_path / "r")
+    assert sorted(p.name for p in folder.iterdir()) == ["a.npz"]  # nothing converted
 
 
 @pytest.mark.parametrize(

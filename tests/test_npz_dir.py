@@ -171,8 +171,39 @@ def test_truncated_npy_and_missing_label_file(tmp_path):
         build_npz_dir(tmp_path / "cache", path=folder)
     np.save(folder / "b.array1.npy", np.ones((5, 4), np.float32))
     (folder / "a.array1.npy").unlink()
+    with pytest.raises(ShardFormatError, match=r"Labels files without features.*a.array2.npy"):
+        build_npz_dir(tmp_path / "cache", path=folder)
+    (folder / "a.array2.npy").unlink()
     with pytest.raises(ShardFormatError, match=r"b.array1.npy: expected labels file b.array2.npy"):
         build_npz_dir(tmp_path / "cache", path=folder)
+
+
+@pytest.mark.parametrize("num_classes", [2.7, 0, "3", True])
+def test_num_classes_must_be_a_positive_integer(tmp_path, num_classes):
+    folder = write_shards(tmp_path / "d", sizes=SIZES)
+    with pytest.raises(ValueError, match=r"data.num_classes: expected a positive integer"):
+        build_npz_dir(tmp_path / "cache", path=folder, num_classes=num_classes)
+
+
+def test_a_stray_huge_label_does_not_size_the_output_layer(tmp_path):
+    folder = write_shards(tmp_path / "d", sizes=SIZES, override={1: {"array2": np.full(31, 2**40)}})
+    with pytest.raises(ShardFormatError, match=r"Labels of .*s1.npz: .*Received 1099511627776"):
+        build_npz_dir(tmp_path / "cache", path=folder)
+    ds = build_npz_dir(tmp_path / "cache", path=folder, num_classes=2**40 + 1)  # when meant
+    assert ds.num_classes == 2**40 + 1
+
+
+@pytest.mark.parametrize("fraction", ["abc", None, True])
+def test_heldout_fraction_must_be_a_number(tmp_path, fraction):
+    folder = write_shards(tmp_path / "d", sizes=SIZES)
+    with pytest.raises(ValueError, match=r"data.heldout_fraction: expected a number in \(0, 1\)"):
+        build_npz_dir(tmp_path / "cache", path=folder, heldout_fraction=fraction)
+
+
+def test_heldout_dir_equal_to_the_training_folder_warns(tmp_path):
+    folder = write_shards(tmp_path / "d", sizes=SIZES)
+    with pytest.warns(UserWarning, match=r"heldout_dir is the training folder"):
+        build_npz_dir(tmp_path / "cache", path=folder, heldout_dir=folder)
 
 
 def test_folder_without_shards(tmp_path):

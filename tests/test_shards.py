@@ -37,6 +37,30 @@ def test_npz_members_converted_once_to_memory_mapped_npy(tmp_path):
     assert cached.stat().st_mtime_ns == mtime, "cache was rebuilt although the source is unchanged"
 
 
+def test_cache_invalidated_by_a_copy_that_keeps_size_and_mtime(tmp_path):
+    folder = write_shards(tmp_path / "d")
+    ShardStore(folder)
+    old = (folder / "s0.npz").stat()
+    new = np.full((5, 4), 3.0, np.float32)  # same shapes and dtypes: the same file size
+    np.savez(folder / "s0.npz", array1=new, array2=np.ones(5, np.int64))
+    os.utime(folder / "s0.npz", ns=(old.st_atime_ns, old.st_mtime_ns))  # as cp -p leaves it
+    assert (folder / "s0.npz").stat().st_size == old.st_size
+    store = ShardStore(folder)
+    np.testing.assert_array_equal(store.features[0], new)
+    np.testing.assert_array_equal(store.labels[0], np.ones(5))
+
+
+def test_damaged_converted_member_is_converted_again(tmp_path, caplog):
+    folder = write_shards(tmp_path / "d")
+    ShardStore(folder)
+    member = folder / ".forgetbench_cache" / "s1.array1.npy"
+    member.write_bytes(member.read_bytes()[:100])
+    store = ShardStore(folder)
+    with np.load(folder / "s1.npz") as npz:
+        np.testing.assert_array_equal(store.features[1], npz["array1"])
+    assert "damaged" in caplog.text and "s1.npz" in caplog.text
+
+
 def test_cache_invalidated_when_source_changes(tmp_path):
     folder = write_shards(tmp_path / "d")
     ShardStore(folder)
@@ -87,6 +111,15 @@ def test_npy_pairs_and_custom_keys_and_order(tmp_path):
         ({0: {"array2": np.zeros(4, np.int64)}}, r"s0.npz: expected as many labels"),
         ({1: {"array1": np.full((7, 4), np.nan, np.float32)}}, r"s1.npz: expected finite"),
         ({1: {"array1": np.zeros(7, np.float32)}}, r"at least 2 dimensions"),
+        (
+            {1: {"array1": np.ones((7, 4), np.complex64)}},
+            r"'array1' in .*s1.npz: expected a real numeric dtype.*Received dtype complex64",
+        ),
+        ({1: {"array1": np.full((7, 4), "x")}}, r"s1.npz: expected a real numeric.*<U1"),
+        (
+            {1: {"array1": np.ones((7, 4), object)}},
+            r"s1.array1.npy \(from .*s1.npz\): expected a numeric array. Received dtype object",
+        ),
     ],
 )
 def test_validation_errors_name_file_and_expectation(tmp_path, override, match):
@@ -133,6 +166,34 @@ def test_empty_or_missing_folder(tmp_path):
 def test_unknown_shard_in_order(tmp_path):
     with pytest.raises(ShardFormatError, match=r"\['zz'\]"):
         ShardStore(write_shards(tmp_path / "d"), order=["s0", "zz"])
+
+
+@pytest.mark.parametrize(
+    ("order", "match"),
+    [
+        ("s0", r"expected a list of shard names. Received the string 's0'"),
+        (["s0", "s1", "s0"], r"expected each shard at most once. Received \['s0'\]"),
+    ],
+)
+def test_order_must_be_a_list_of_distinct_names(tmp_path, order, match):
+    with pytest.raises(ShardFormatError, match=match):
+        ShardStore(write_shards(tmp_path / "d"), order=order)
+
+
+def test_files_that_are_not_shards_are_named(tmp_path):
+    folder = write_shards(tmp_path / "d", sizes=(5,))
+    np.save(folder / "plain.npy", np.zeros(3))
+    (folder / "UPPER.NPZ").write_bytes((folder / "s0.npz").read_bytes())
+    (folder / "notes.txt").write_text("not data")
+    with pytest.warns(UserWarning, match=r"files not read.*\['UPPER.NPZ', 'plain.npy'\]"):
+        assert ShardStore(folder).names == ["s0"]
+    np.save(folder / "t.array2.npy", np.zeros(3, np.int64))
+    with pytest.raises(
+        ShardFormatError, match=r"Labels files without features.*\['t.array2.npy'\]"
+    ):
+        ShardStore(folder)
+    with pytest.raises(ShardFormatError, match=r"different keys.*Received 'k' for both"):
+        ShardStore(folder, feature_key="k", label_key="k")
 
 
 def test_gather_any_order_into_out_arrays(tmp_path):

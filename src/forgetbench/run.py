@@ -42,19 +42,37 @@ from forgetbench.train.trainer import Trainer
 log = logging.getLogger(__name__)
 
 
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _at_least(minimum):
-    return lambda value: int(value) == value and value >= minimum
+    return lambda v: _number(v) and int(v) == v and v >= minimum
 
 
+def _number_where(predicate):
+    return lambda v: _number(v) and predicate(v)
+
+
+def _or_null(check):
+    return lambda v: v is None or check(v)
+
+
+# (key, check, what is allowed, whether the key exists only in some config groups)
 RULES = [
-    ("train.batch_size", _at_least(1), "an integer >= 1"),
-    ("train.epochs", _at_least(0), "an integer >= 0"),
-    ("train.accumulation_steps", _at_least(1), "an integer >= 1"),
-    ("train.steps_per_execution", _at_least(1), "an integer >= 1"),
-    ("eval.every_samples", _at_least(1), "an integer >= 1"),
-    ("eval.onset_delta", lambda v: v >= 0, "a number >= 0"),
-    ("eval.onset_patience", _at_least(0), "an integer >= 0"),
+    ("train.batch_size", _at_least(1), "an integer >= 1", False),
+    ("train.epochs", _at_least(0), "an integer >= 0", False),
+    ("train.accumulation_steps", _at_least(1), "an integer >= 1", False),
+    ("train.steps_per_execution", _at_least(1), "an integer >= 1", False),
+    ("eval.every_samples", _at_least(1), "an integer >= 1", False),
+    ("eval.onset_delta", _number_where(lambda v: v >= 0), "a number >= 0", False),
+    ("eval.onset_patience", _at_least(0), "an integer >= 0", False),
+    ("data.heldout_fraction", _number_where(lambda v: 0 < v < 1), "a number in (0, 1)", True),
+    ("data.num_classes", _or_null(_at_least(1)), "an integer >= 1, or null", True),
+    ("strategy.plugins.replay.capacity", _at_least(0), "an integer >= 0", True),
+    ("strategy.plugins.ewc.lam", _number_where(lambda v: v >= 0), "a number >= 0", True),
 ]
+_ABSENT = object()
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -63,10 +81,13 @@ def validate_config(cfg: DictConfig) -> None:
     Raises:
         ValueError: ``Invalid config value KEY=VALUE. Expected ALLOWED.``
     """
-    for key, ok, allowed in RULES:
-        value = OmegaConf.select(cfg, key)
-        if not isinstance(value, int | float) or isinstance(value, bool) or not ok(value):
-            raise ValueError(f"Invalid config value {key}={value!r}. Expected {allowed}.")
+    for key, ok, allowed, optional in RULES:
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if optional and value is _ABSENT:
+            continue
+        if not ok(value):
+            shown = "(missing)" if value is _ABSENT else repr(value)
+            raise ValueError(f"Invalid config value {key}={shown}. Expected {allowed}.")
 
 
 def run_id(cfg: DictConfig, strategy: str, dataset: str, remainder: str) -> str:

@@ -13,7 +13,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from forgetbench.results.io import SUMMARY
+from forgetbench.results.io import SUMMARY, write_with
 
 ERROR = "error.txt"
 # Config keys that say where files go or how much is printed, not what is computed: left out of
@@ -64,17 +64,32 @@ def count_jobs(overrides) -> int:
     return math.prod(len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in parsed)
 
 
+def error_line(exc: BaseException) -> str:
+    """``Type: message`` of the exception that started it all (the end of the cause chain).
+
+    A config error reaches the job wrapped (Hydra's ``InstantiationException``, whose own text
+    ends in ``full_key: ...``); the root cause is what names the key and the value.
+    """
+    root = exc
+    while root.__cause__ is not None or (
+        root.__context__ is not None and not root.__suppress_context__
+    ):
+        root = root.__cause__ or root.__context__
+    message = str(root).strip().splitlines()
+    return f"{type(root).__name__}: {message[0]}" if message else type(root).__name__
+
+
 def record_failure(out_dir: Path, exc: BaseException) -> None:
-    """Writes the job's traceback to ``out_dir/error.txt``."""
+    """Writes ``out_dir/error.txt``: the root cause on the first line, then the traceback."""
     out_dir.mkdir(parents=True, exist_ok=True)
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    (out_dir / ERROR).write_text(text)
+    write_with(out_dir / ERROR, lambda tmp: tmp.write_text(f"{error_line(exc)}\n\n{text}"))
 
 
 def failed_jobs(sweep_dir: Path) -> list[tuple[Path, str]]:
-    """``(job folder, last line of its error)`` for every job that recorded a failure."""
+    """``(job folder, first line of its error.txt)`` for every job that recorded a failure."""
     return [
-        (path.parent, path.read_text().strip().splitlines()[-1])
+        (path.parent, (path.read_text().strip().splitlines() or ["(empty error.txt)"])[0])
         for path in sorted(Path(sweep_dir).rglob(ERROR))
     ]
 

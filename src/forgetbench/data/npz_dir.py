@@ -10,6 +10,7 @@ rows in chunks between memory maps, so memory does not grow with the folder's si
 from __future__ import annotations
 
 import os
+import warnings
 import zlib
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from forgetbench.data.shards import (
 from forgetbench.data.store import ShardStore
 
 SPLITS = ("train", "heldout")
+MAX_INFERRED_CLASSES = 1_000_000  # above this, data.num_classes must be set
 
 
 def build_npz_dir(
@@ -73,10 +75,17 @@ def build_npz_dir(
     options = {"feature_key": feature_key, "label_key": label_key}
     options["allow_nonfinite"] = allow_nonfinite
     options["cache_root"] = None if convert_cache is None else Path(convert_cache).expanduser()
-    order = None if order is None else list(order)
+    if num_classes is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
+    ):
+        raise ValueError(
+            f"data.num_classes: expected a positive integer, or null to take the largest "
+            f"label + 1. Received: {num_classes!r}"
+        )
     train = ShardStore(Path(path).expanduser(), order=order, **options)
     if num_classes is not None:  # before any carve, so that errors name the user's files
-        check_labels_below(int(num_classes), train)
+        check_labels_below(num_classes, train)
+    labelled = [train]  # the user's shards: a carve's classes are among them
     if heldout_dir is None:
         keys = {"feature_key": feature_key, "label_key": label_key}
         train, heldout = carve_heldout(
@@ -89,9 +98,29 @@ def build_npz_dir(
         )
     else:
         heldout = open_heldout_dir(train, Path(heldout_dir).expanduser(), **options)
+        labelled.append(heldout)
     if num_classes is None:
-        num_classes = max(train.classes + heldout.classes) + 1
-    return ShardDataset(name=name, train=train, heldout=heldout, num_classes=int(num_classes))
+        num_classes = inferred_num_classes(*labelled)
+    return ShardDataset(name=name, train=train, heldout=heldout, num_classes=num_classes)
+
+
+def inferred_num_classes(*stores: ShardStore) -> int:
+    """The largest label of any shard + 1.
+
+    Raises:
+        ShardFormatError: naming the shard, if that exceeds ``MAX_INFERRED_CLASSES`` (a stray
+            label would otherwise size the output layer).
+    """
+    shards = [s for store in stores for s in store.shards]
+    top = max(shards, key=lambda s: max(s.classes))
+    num_classes = max(top.classes) + 1
+    if num_classes > MAX_INFERRED_CLASSES:
+        raise ShardFormatError(
+            f"Labels of {top.source}: expected class ids below {MAX_INFERRED_CLASSES:,} when "
+            f"data.num_classes is null. Received {max(top.classes)}. Set data.num_classes if "
+            "that many classes is intended"
+        )
+    return num_classes
 
 
 def open_heldout_dir(
@@ -110,6 +139,12 @@ def open_heldout_dir(
         ShardFormatError: naming the shards missing from ``heldout_dir``, or held out there
             without a training shard.
     """
+    if heldout_dir.resolve() == train.folder.resolve():
+        warnings.warn(
+            f"data.heldout_dir is the training folder {train.folder}: accuracies are measured "
+            "on the training samples",
+            stacklevel=2,
+        )
     held = discover_shards(heldout_dir, feature_key, label_key)
     missing = [name for name in train.names if name not in held]
     unknown = sorted(set(held) - set(discover_shards(train.folder, feature_key, label_key)))
@@ -130,7 +165,7 @@ def heldout_count(n: int, fraction: float, source: str) -> int:
         ValueError: if ``fraction`` is not strictly between 0 and 1.
         ShardFormatError: if no training sample would be left.
     """
-    if not 0 < fraction < 1:
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
         raise ValueError(
             f"data.heldout_fraction: expected a number in (0, 1). Received: {fraction}"
         )

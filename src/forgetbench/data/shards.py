@@ -3,7 +3,9 @@
 A shard is either one ``NAME.npz`` holding a feature and a label member, or a pair of files
 ``NAME.<feature_key>.npy`` and ``NAME.<label_key>.npy``. ``np.load(..., mmap_mode='r')`` maps
 nothing for ``.npz`` members, so each member is copied once, as a stream, into a cached ``.npy``
-that can be memory-mapped; the cache is rebuilt when the source file changes (size or mtime).
+that can be memory-mapped; the cache is rebuilt when the source file changes (size, mtime or
+ctime: a copy that keeps the old mtime still changes the ctime), or when a converted file
+no longer opens as the shard it was converted from.
 
 The cache goes beside the shards (``FOLDER/.forgetbench_cache``) when that folder is writable, or
 already holds an up-to-date conversion; otherwise into a per-user folder,
@@ -18,6 +20,7 @@ import hashlib
 import logging
 import os
 import shutil
+import warnings
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass
@@ -27,7 +30,7 @@ import numpy as np
 
 from forgetbench.results.io import atomic_path, read_json, write_json
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CACHE_FOLDER = ".forgetbench_cache"  # converted members, beside the shards by default
 CACHE_OPTION = "data.convert_cache (forgetbench-data: --convert-cache)"
 STATS_CHUNK_BYTES = 64 * 2**20
@@ -69,12 +72,39 @@ def discover_shards(folder: Path, feature_key: str, label_key: str) -> dict[str,
         raise ShardFormatError(
             f"Expected a folder of shard files. Received: {folder} (not a folder)"
         )
+    if feature_key == label_key:
+        raise ShardFormatError(
+            f"Shard folder {folder}: expected different keys for features and labels. "
+            f"Received '{feature_key}' for both"
+        )
     found: dict[str, list[Path]] = {}
+    labels_only, unused = [], []
     for path in sorted(folder.iterdir()):
         if path.suffix == ".npz":
             found.setdefault(path.stem, []).append(path)
         elif path.name.endswith(f".{feature_key}.npy"):
             found.setdefault(path.name[: -len(f".{feature_key}.npy")], []).append(path)
+        elif path.name.endswith(f".{label_key}.npy"):
+            labels_only.append(path)
+        elif path.suffix.lower() in (".npz", ".npy"):
+            unused.append(path.name)
+    orphans = [
+        p.name
+        for p in labels_only
+        if p.name[: -len(f".{label_key}.npy")] + f".{feature_key}.npy"
+        not in {q.name for paths in found.values() for q in paths}
+    ]
+    if orphans:
+        raise ShardFormatError(
+            f"Labels files without features in {folder}: {orphans}. Expected beside each "
+            f"NAME.{label_key}.npy a features file NAME.{feature_key}.npy"
+        )
+    if unused:
+        warnings.warn(
+            f"Shard folder {folder}: files not read, as they are neither NAME.npz nor "
+            f"NAME.{feature_key}.npy with NAME.{label_key}.npy: {unused}",
+            stacklevel=2,
+        )
     if not found:
         raise ShardFormatError(
             f"Expected shard files in {folder}: NAME.npz, or NAME.{feature_key}.npy with "
@@ -90,8 +120,16 @@ def discover_shards(folder: Path, feature_key: str, label_key: str) -> dict[str,
 
 
 def source_stamp(paths: list[Path]) -> list[list]:
-    """Name, size and modification time of each file: changes when a file is rewritten."""
-    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+    """Name, size, modification and status-change time of each file.
+
+    Changes when a file is rewritten or replaced, also by a copy that keeps the old
+    modification time (``cp -p``, ``rsync -a``): that sets the mtime, which moves the ctime.
+    """
+    stamps = []
+    for p in paths:
+        st = p.stat()
+        stamps.append([p.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns])
+    return stamps
 
 
 def _copy_npz_member(src: Path, key: str, dest: Path) -> None:
@@ -139,12 +177,23 @@ def _within(filename, folder: Path) -> bool:
 
 
 def open_npy(path: Path, source: Path) -> np.ndarray:
-    """Memory-maps an ``.npy`` file, turning format errors into ``ShardFormatError``."""
+    """Memory-maps an ``.npy`` file, turning format errors into ``ShardFormatError``.
+
+    Args:
+        path: The file to map (the source itself, or a member converted from it).
+        source: The shard file the user gave, named in errors.
+    """
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
+        where = f"{source}" if Path(path) == Path(source) else f"{path} (from {source})"
+        if "allow_pickle" in str(exc) or "Python objects" in str(exc):
+            raise ShardFormatError(
+                f"Array {where}: expected a numeric array. Received dtype object (pickled "
+                "Python objects, which are not read)"
+            ) from exc
         raise ShardFormatError(
-            f"Corrupt or truncated shard file {source}: expected a readable .npy array. "
+            f"Corrupt or truncated shard file {where}: expected a readable .npy array. "
             f"Received error: {exc}"
         ) from exc
 
@@ -194,6 +243,12 @@ def _shard_stats(
         raise ShardFormatError(
             f"Features '{feature_key}' in {source}: expected shape (samples, ...) with at least "
             f"2 dimensions. Received shape {features.shape}"
+        )
+    kind = features.dtype.kind
+    if kind not in "biuf":
+        raise ShardFormatError(
+            f"Features '{feature_key}' in {source}: expected a real numeric dtype (float, "
+            f"integer or bool). Received dtype {features.dtype}"
         )
     if len(features) == 0:
         raise ShardFormatError(f"Empty shard {source}: expected at least 1 sample. Received 0.")
@@ -336,7 +391,18 @@ def cached_shard(
         p.exists() for p in paths.values()
     ):
         return None
+    if source.suffix == ".npz" and not _converted_intact(paths.values(), meta["stats"]):
+        log.warning("Converted members of %s in %s are damaged: converting again.", source, cache)
+        return None
     return _shard_files(meta["stats"], source, paths, feature_key, label_key)
+
+
+def _converted_intact(paths, stats: dict) -> bool:
+    """Whether every converted member still maps with the shard's number of rows."""
+    try:
+        return all(len(np.load(p, mmap_mode="r", allow_pickle=False)) == stats["n"] for p in paths)
+    except (ValueError, OSError, EOFError):
+        return False
 
 
 def prepare_shard(

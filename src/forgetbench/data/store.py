@@ -51,7 +51,18 @@ class ShardStore:
     ) -> None:
         self.folder = Path(folder)
         found = discover_shards(self.folder, feature_key, label_key)
+        if isinstance(order, str | bytes):
+            raise ShardFormatError(
+                f"Shard order for {self.folder}: expected a list of shard names. "
+                f"Received the string {order!r}"
+            )
         names = list(found) if order is None else list(order)
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ShardFormatError(
+                f"Shard order for {self.folder}: expected each shard at most once. "
+                f"Received {repeated} more than once"
+            )
         missing = [name for name in names if name not in found]
         if missing:
             raise ShardFormatError(
