@@ -72,6 +72,25 @@ class SignalAfterPhase:
         return {}
 
 
+class EvaluateAfterPhase:
+    """A test plugin that evaluates the model as each phase hands it on (after ``fit``)."""
+
+    def __init__(self) -> None:
+        self.after: list[tuple[int, list[dict]]] = []
+
+    def setup(self, trainer):
+        pass
+
+    def before_phase(self, trainer, phase):
+        pass
+
+    def after_phase(self, trainer, phase):
+        self.after.append((trainer.samples_seen, trainer.evaluator(trainer.model.net)))
+
+    def summary(self):
+        return {}
+
+
 def write_fake_run(folder: Path, strategy: str, seed: int, **extra) -> None:
     """A hand-made finished run folder (3 shards, evaluation every 50 samples), no training."""
     import json

@@ -4,9 +4,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from omegaconf import open_dict
 
 from forgetbench.data.feed import Feed, array_gather
 from forgetbench.data.samplers import FixedPlan
+from forgetbench.run import build_trainer
 from forgetbench.train.model import ShardModel, per_sample_loss
 from forgetbench.train.models import logreg
 from forgetbench.train.remainder import RemainderPolicy
@@ -212,3 +214,21 @@ def test_no_penalty_tracks_zero():
     x, y = make_data()
     model, history = train_epoch(WEIGHTED, 4, x, y)
     assert history.history["penalty"][-1] == 0.0
+
+
+@pytest.mark.parametrize("remainder", ["weighted", "naive"])
+def test_phase_boundaries_are_measured_on_the_model_the_phase_ends_with(tiny_cfg, remainder):
+    # 8 batches per shard and k=3: each shard ends on a partly filled group, which the exact
+    # policy applies when the epoch ends. The boundary evaluation must come after that update.
+    cfg = tiny_cfg("strategy=sequential", f"remainder={remainder}", "train.accumulation_steps=3")
+    with open_dict(cfg):
+        cfg.strategy.plugins = {"probe": {"_target_": "conftest.EvaluateAfterPhase"}}
+    trainer, *_ = build_trainer(cfg)
+    assert all(p.feed.batches_per_epoch % 3 for p in trainer.phases)
+    trainer.train()
+    probe = trainer.strategy.plugins["probe"]
+    assert len(probe.after) == len(trainer.phases)
+    for seen, expected in probe.after:
+        recorded = [r for r in trainer.records if r["samples_seen"] == seen]
+        assert [r["accuracy"] for r in recorded] == [e["accuracy"] for e in expected]
+        assert [r["loss"] for r in recorded] == pytest.approx([e["loss"] for e in expected])

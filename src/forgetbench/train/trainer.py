@@ -14,7 +14,12 @@ from forgetbench.train.model import ShardModel
 
 
 class EvaluationSchedule(keras.callbacks.Callback):
-    """Stops on a non-finite loss; otherwise evaluates whenever an evaluation point is due."""
+    """Stops on a non-finite loss; otherwise evaluates whenever an evaluation point is due.
+
+    An evaluation due at an epoch's last batch waits for ``on_epoch_end``, after the model has
+    applied a partly filled accumulation group (``ShardModel.flush``): a phase boundary is then
+    measured on the model the phase ends with, not on one an update behind.
+    """
 
     def __init__(self, trainer: Trainer) -> None:
         super().__init__()
@@ -22,7 +27,16 @@ class EvaluationSchedule(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         """Checks the loss, then evaluates once the samples seen reach the next due point."""
-        if self.trainer.check_finite(logs or {}):
+        if not self.trainer.check_finite(logs or {}):
+            return
+        steps = self.params.get("steps")
+        if steps is None or batch + 1 < steps:  # the last batch: see on_epoch_end
+            self.trainer.evaluate_if_due()
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Applies a partly filled accumulation group, then evaluates if a point is due."""
+        if self.trainer.diverged is None:
+            self.trainer.model.flush()
             self.trainer.evaluate_if_due()
 
 
