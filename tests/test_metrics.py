@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from forgetbench.eval import metrics
+from forgetbench.eval.summary import summarise
 
 # Hand-computed example: 3 phases, 3 shards.
 R = np.array(
@@ -74,6 +75,9 @@ def test_accuracy_matrix_read_at_boundaries():
         ([0.2, 0.9, 0.9, 0.5], 2, 0.1, 2, 3),  # forgotten at the very end
         ([0.2, 0.9, 0.5, 0.5], 3, 0.1, 2, None),  # trained last: nothing after it
         ([0.2, 0.9, 0.95, 0.8, 0.84], 1, 0.1, 1, 3),  # peak so far includes later points
+        # A drop of exactly delta is not below peak - delta (0.8 - 0.1 rounds above 0.7).
+        ([0.0, 0.8, 0.7, 0.7, 0.7], 1, 0.1, 2, None),
+        ([0.0, 0.6, 0.5, 0.5, 0.5], 1, 0.1, 2, None),
     ],
 )
 def test_forgetting_onset(acc, start, delta, patience, expected):
@@ -104,3 +108,23 @@ def test_accuracy_auc_trapezoid_normalised():
 
 def test_forgetting_since_learned_is_minus_bwt():
     assert metrics.forgetting_since_learned(R) == pytest.approx(-metrics.backward_transfer(R))
+
+
+def test_mixed_feeds_have_no_onsets():
+    # Shard 0 drops after the sequential feed's first boundary; a mixed feed trains it until
+    # the end, so there is no evaluation after its last training and no onset.
+    seen = [0, 100, 200, 300, 400]
+    acc = {0: [0.5, 0.9, 0.6, 0.6, 0.6], 1: [0.5, 0.6, 0.7, 0.8, 0.9]}
+    curves = pd.DataFrame(
+        [
+            {"samples_seen": s, "step": i, "eval_shard": j, "accuracy": acc[j][i]}
+            for i, s in enumerate(seen)
+            for j in acc
+        ]
+    )
+    sequential = summarise(curves, np.array([100, 400]), 0.1, 2)
+    assert [o["samples_seen"] for o in sequential["onset"]] == [200, None]
+    assert sequential["onset"][0]["samples_to_forget"] == 100
+    mixed = summarise(curves, np.array([100, 400]), 0.1, 2, mixed=True)
+    assert [o["samples_seen"] for o in mixed["onset"]] == [None, None]
+    assert mixed["metrics"] == sequential["metrics"]  # R is read at the same points

@@ -241,7 +241,13 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         curves = _curves(trainer, identity)
         total = int(trainer.boundaries[-1])
         results = (
-            summarise(curves, trainer.boundaries, cfg.eval.onset_delta, cfg.eval.onset_patience)
+            summarise(
+                curves,
+                trainer.boundaries,
+                cfg.eval.onset_delta,
+                cfg.eval.onset_patience,
+                mixed=all(p.train_shard is None for p in trainer.phases),
+            )
             if trainer.diverged is None
             else {"diverged": trainer.diverged}
         )

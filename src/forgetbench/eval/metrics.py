@@ -73,6 +73,9 @@ def accuracy_matrix(curves: pd.DataFrame, boundaries: np.ndarray) -> tuple[np.nd
     return wide.to_numpy()[rows], wide.to_numpy()[0]
 
 
+ONSET_TOLERANCE = 1e-9  # accuracies are fractions k/n: far coarser than this
+
+
 def forgetting_onset(accuracy: np.ndarray, start: int, delta: float, patience: int) -> int | None:
     """Index of the evaluation point where a shard starts being forgotten, or ``None``.
 
@@ -88,7 +91,8 @@ def forgetting_onset(accuracy: np.ndarray, start: int, delta: float, patience: i
         patience: Number of following points that must stay below the threshold.
     """
     for t in range(start + 1, len(accuracy)):
-        threshold = accuracy[:t].max() - delta
+        # A drop of exactly delta does not count, whatever the float rounding of peak - delta.
+        threshold = accuracy[:t].max() - delta - ONSET_TOLERANCE
         if accuracy[t] < threshold and np.all(accuracy[t + 1 : t + 1 + patience] < threshold):
             return t
     return None

@@ -8,11 +8,13 @@ import pandas as pd
 from forgetbench.eval import metrics
 
 
-def _onsets(wide: pd.DataFrame, steps: np.ndarray, boundaries, delta: float, patience: int):
+def _onsets(
+    wide: pd.DataFrame, steps: np.ndarray, boundaries, delta: float, patience: int, mixed: bool
+):
     seen = wide.index.to_numpy()
     onsets = []
     for j, boundary in enumerate(boundaries):
-        start = int(np.searchsorted(seen, boundary, side="left"))
+        start = len(seen) - 1 if mixed else int(np.searchsorted(seen, boundary, side="left"))
         t = metrics.forgetting_onset(wide[j].to_numpy(), start, delta, patience)
         onsets.append(
             {
@@ -26,7 +28,11 @@ def _onsets(wide: pd.DataFrame, steps: np.ndarray, boundaries, delta: float, pat
 
 
 def summarise(
-    curves: pd.DataFrame, boundaries: np.ndarray, onset_delta: float, onset_patience: int
+    curves: pd.DataFrame,
+    boundaries: np.ndarray,
+    onset_delta: float,
+    onset_patience: int,
+    mixed: bool = False,
 ) -> dict:
     """Metrics, accuracy matrix, initial accuracies, boundaries and onsets of one run.
 
@@ -35,6 +41,8 @@ def summarise(
         boundaries: Real samples seen at the end of each sequential phase.
         onset_delta: Drop below the peak that counts as forgetting.
         onset_patience: Evaluation points the drop must last.
+        mixed: Every shard trains until the end (mixed and joint feeds): no shard has an
+            evaluation after its last training, so every onset is null.
     """
     wide = curves.pivot_table(index="samples_seen", columns="eval_shard", values="accuracy")
     steps = curves.drop_duplicates("samples_seen").sort_values("samples_seen")["step"].to_numpy()
@@ -55,5 +63,7 @@ def summarise(
         "accuracy_matrix": R.tolist(),
         "init_accuracy": b.tolist(),
         "boundaries": boundaries.tolist(),
-        "onset": _onsets(wide, steps, boundaries, float(onset_delta), int(onset_patience)),
+        "onset": _onsets(
+            wide, steps, boundaries, float(onset_delta), int(onset_patience), mixed=mixed
+        ),
     }
