@@ -197,3 +197,44 @@ def test_report_writes_every_table_and_figure(fake_sweep, tmp_path, capsys):
     assert len(tables["matrices"]) == 2 * 9
     assert tables["onsets"]["eval_shard"].max() == 1
     pd.testing.assert_frame_equal(tables["summary"], table)
+
+
+def test_unreadable_and_repeated_runs_are_left_out_by_name(fake_sweep, tmp_path, capsys):
+    import shutil
+
+    (fake_sweep / "joint-1" / "summary.json").write_text('{"status": "comp')  # cut off
+    shutil.copytree(fake_sweep / "sequential-0", fake_sweep / "copy-of-sequential-0")
+    table = report([fake_sweep], tmp_path / "report")
+    printed = capsys.readouterr().out
+    assert "unreadable run, left out" in printed and "joint-1" in printed
+    assert "repeat of run toy-sequential-weighted-seed0, left out" in printed
+    assert dict(zip(table["strategy"], table["seeds"], strict=True)) == {
+        "sequential": 2,
+        "joint": 1,
+    }
+
+
+def test_runs_of_different_settings_are_never_averaged_together(fake_sweep, tmp_path, capsys):
+    import json
+
+    for seed in (2, 3):  # same strategy, other network: not two more seeds of the same thing
+        folder = fake_sweep / f"joint-wide-{seed}"
+        from conftest import write_fake_run
+
+        write_fake_run(folder, "joint", seed)
+        data = json.loads((folder / "summary.json").read_text())
+        data["config"]["model"] = {"hidden": [256]}
+        (folder / "summary.json").write_text(json.dumps(data))
+    table = report([fake_sweep], tmp_path / "report")
+    printed = capsys.readouterr().out
+    assert "differ in other config values (model.hidden: (absent) -> [256])" in printed
+    joint = table[table["strategy"] == "joint"]
+    assert "setting" in table and len(joint) == 2 and joint["seeds"].tolist() == [2, 2]
+
+
+def test_a_partly_finished_sweep_says_how_many_runs_are_missing(fake_sweep, tmp_path, capsys):
+    grid = "hydra:\n  overrides:\n    task: ['strategy=sequential,joint', 'seed=0,1,2']\n"
+    (fake_sweep / "multirun.yaml").write_text(grid)
+    report([fake_sweep], tmp_path / "report")
+    printed = capsys.readouterr().out
+    assert "5 of the sweep's 6 runs finished; 1 missing" in printed

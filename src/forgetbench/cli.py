@@ -28,12 +28,18 @@ def main(cfg: DictConfig) -> None:
     jobs run; the sweep then lists the failures and exits non-zero.
     """
     from forgetbench.run import run
+    from forgetbench.run_folder import RunInProgressError
 
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     (out_dir / ERROR).unlink(missing_ok=True)
     try:
         summary = run(cfg, out_dir)
+    except RunInProgressError as exc:
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            raise
+        log.warning("%s", exc)  # not a failure: the other process finishes it
+        return
     except Exception as exc:
         if hydra_cfg.mode != RunMode.MULTIRUN:
             raise

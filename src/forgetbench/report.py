@@ -8,7 +8,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import pyarrow.parquet as pq
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 
 from forgetbench.plots.compare import FIGURE_METRICS, plot_metric_comparison
 from forgetbench.plots.curves import plot_strategy_panels
@@ -19,6 +21,8 @@ from forgetbench.results import aggregate
 from forgetbench.results.aggregate import STRATEGY_ORDER, mean_ci
 from forgetbench.results.io import CURVES, SUMMARY, read_json, write_with
 from forgetbench.results.tables import latex, markdown
+from forgetbench.run_folder import config_differences, setting_digest
+from forgetbench.sweep import count_jobs
 
 __all__ = ["latex", "load_tables", "make_figures", "markdown", "mean_ci", "report", "summary_table"]
 
@@ -48,6 +52,36 @@ def find_runs(roots: list[Path]) -> tuple[list[Path], list[Path]]:
     return complete, incomplete
 
 
+def readable_runs(folders: list[Path]) -> list[Path]:
+    """The folders whose summary and curves read back; says which are left out and why."""
+    kept = []
+    for folder in folders:
+        try:
+            read_json(folder / SUMMARY)
+            pq.read_metadata(folder / CURVES)
+        except (OSError, ValueError) as exc:
+            print(f"[forgetbench-report] unreadable run, left out: {folder}: {exc}")
+            continue
+        kept.append(folder)
+    return kept
+
+
+def expected_runs(roots: list[Path], found: list[Path]) -> None:
+    """Says, for every sweep root with a ``multirun.yaml``, how many of its jobs finished."""
+    for root in roots:
+        grid = root / "multirun.yaml"
+        if not grid.exists():
+            continue
+        total = count_jobs(OmegaConf.load(grid).hydra.overrides.task)
+        done = sum(1 for f in found if f == root or root in f.parents)
+        if done < total:
+            print(
+                f"[forgetbench-report] {root}: {done} of the sweep's {total} runs finished; "
+                f"{total - done} missing (not run, unfinished or failed): the tables show "
+                "fewer seeds or settings than the sweep asked for"
+            )
+
+
 def runs_table(folders: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
     """One row per finished run: status, identity, final metrics (none if diverged), timing."""
     rows, summaries = [], []
@@ -61,6 +95,7 @@ def runs_table(folders: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
                 **{k: s[k] for k in GROUP},
                 **{name: _select(s["config"], key) for name, key in CONFIG_COLUMNS.items()},
                 "seed": s["seed"],
+                "setting": setting_digest(s["config"]),
                 **{k: (s.get("metrics") or {}).get(k) for k in METRICS},
                 "train_seconds": s["timing"]["train_seconds"],
                 "samples_per_second": s["timing"]["samples_per_second"],
@@ -82,9 +117,51 @@ def _select(config: dict, dotted: str):
 
 
 def group_keys(runs: pd.DataFrame) -> list[str]:
-    """The summary table's grouping: dataset, strategy, remainder and any varying config value."""
+    """The summary table's grouping: dataset, strategy, remainder and any varying config value.
+
+    Runs that these columns do not tell apart but whose configs differ otherwise (another
+    ``setting``) are never averaged together: ``setting`` joins the keys then.
+    """
     varying = [c for c in CONFIG_COLUMNS if c in runs and runs[c].nunique(dropna=False) > 1]
-    return [*GROUP, *varying]
+    keys = [*GROUP, *varying]
+    if "setting" in runs and (runs.groupby(keys, dropna=False)["setting"].nunique() > 1).any():
+        keys.append("setting")
+    return keys
+
+
+def distinct_runs(runs: pd.DataFrame, summaries: list[dict], folders: list[Path]) -> tuple:
+    """Keeps the first folder of each run id (a run copied or repeated is one seed, not two).
+
+    Returns:
+        ``runs``, ``summaries`` and ``folders`` without the repeats.
+    """
+    first = ~runs["run_id"].duplicated()
+    for row in runs[~first].itertuples():
+        print(f"[forgetbench-report] repeat of run {row.run_id}, left out: {row.path}")
+    keep = first.to_numpy()
+    return (
+        runs[keep].reset_index(drop=True),
+        [s for s, k in zip(summaries, keep, strict=True) if k],
+        [f for f, k in zip(folders, keep, strict=True) if k],
+    )
+
+
+def warn_mixed_settings(runs: pd.DataFrame, summaries: list[dict]) -> None:
+    """Names the config keys that split runs the table columns alone do not tell apart."""
+    keys = [k for k in group_keys(runs) if k != "setting"]
+    if "setting" not in group_keys(runs):
+        return
+    by_setting = {s["run_id"]: s["config"] for s in summaries}
+    for _, group in runs.groupby(keys, dropna=False):
+        settings = group.drop_duplicates("setting")
+        if len(settings) > 1:
+            a, b = (by_setting[r] for r in settings["run_id"].iloc[:2])
+            changes = "; ".join(config_differences(a, b, ignore=("seed",)))
+            print(
+                "[forgetbench-report] runs of "
+                + ", ".join(f"{k}={group[k].iloc[0]}" for k in GROUP)
+                + f" differ in other config values ({changes}): kept apart by the 'setting' column"
+            )
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -184,9 +261,12 @@ def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.
     complete, incomplete = find_runs(roots)
     for folder in incomplete:
         print(f"[forgetbench-report] ignoring incomplete run (no {SUMMARY}): {folder}")
+    complete = readable_runs(complete)
+    expected_runs(roots, complete)
     if not complete:
         raise SystemExit(f"No completed run (folder with {SUMMARY}) under {roots}.")
-    runs, summaries = runs_table(complete)
+    runs, summaries, complete = distinct_runs(*runs_table(complete), complete)
+    warn_mixed_settings(runs, summaries)
     rank = {name: i for i, name in enumerate(STRATEGY_ORDER)}
     order = sorted(
         range(len(runs)),

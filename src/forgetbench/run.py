@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import platform
 import signal
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import keras
@@ -29,13 +27,17 @@ from forgetbench.results.io import (
     INTERRUPTED,
     MODEL,
     SUMMARY,
-    read_json,
     to_jsonable,
     write_json,
     write_with,
 )
+from forgetbench.run_folder import (
+    clear_temporaries,
+    config_digest,
+    finished_summary,
+    run_lock,
+)
 from forgetbench.strategies.base import sequential_boundaries
-from forgetbench.sweep import SETTINGS_ONLY
 from forgetbench.train.model import ShardModel
 from forgetbench.train.trainer import Trainer
 
@@ -95,15 +97,7 @@ def run_id(cfg: DictConfig, strategy: str, dataset: str, remainder: str) -> str:
 
     ``SETTINGS_ONLY`` keys are left out, so the same run has the same id on every machine.
     """
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    for key in SETTINGS_ONLY:
-        *parents, leaf = key.split(".")
-        node = resolved
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:8]
+    digest = config_digest(OmegaConf.to_container(cfg, resolve=True))
     return f"{dataset}-{strategy}-{remainder}-seed{cfg.seed}-{digest}"
 
 
@@ -198,91 +192,106 @@ def _curves(trainer: Trainer, identity: dict) -> pd.DataFrame:
 def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Runs one experiment and writes its run folder; returns the summary.
 
-    A folder that already holds a ``summary.json`` is a finished run (``completed`` or
-    ``diverged``): it is not redone, and its summary is returned, so a re-run sweep resumes
-    where it stopped. On SIGINT or SIGTERM the partial curves and ``interrupted.json`` are
-    written, no summary, and the interruption is raised again: a re-run redoes the job.
+    A folder that already holds this config's finished run (``completed`` or ``diverged``,
+    summary and curves readable) is not redone: its summary is returned, so a re-run sweep
+    resumes where it stopped. A damaged one is run again; one holding another config's run is
+    refused (:class:`OtherConfigError`). While training, the run holds the folder's lock, so a
+    second process gives way (:class:`RunInProgressError`). On SIGINT or SIGTERM the partial curves
+    and ``interrupted.json`` are written, no summary, and the interruption is raised again: a
+    re-run redoes the job.
 
     Args:
         cfg: The composed config (``conf/config.yaml`` and overrides).
         out_dir: The run folder.
     """
     out_dir = Path(out_dir)
-    if (out_dir / SUMMARY).exists():
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    finished = finished_summary(out_dir, resolved)
+    if finished is not None:
         log.info("Skipping %s: %s exists (finished run).", out_dir, SUMMARY)
-        return read_json(out_dir / SUMMARY)
+        return finished
     validate_config(cfg)
-    with PeakMemory() as memory:  # data, model, training, evaluation, metrics; not the writing
-        _seed_everything(int(cfg.seed))
-        trainer, dataset, policy, strategy = build_trainer(cfg)
-        identity = {
-            "run_id": run_id(cfg, strategy.name, dataset.name, policy.name),
-            "dataset": dataset.name,
-            "strategy": strategy.name,
-            "remainder": policy.name,
-            "seed": int(cfg.seed),
+    with ExitStack() as folder:  # the folder's lock, held until the summary is written
+        with PeakMemory() as memory:  # data, model, training, evaluation, metrics; not the writing
+            _seed_everything(int(cfg.seed))
+            trainer, dataset, policy, strategy = build_trainer(cfg)
+            folder.enter_context(run_lock(out_dir))
+            finished = finished_summary(out_dir, resolved)  # done meanwhile by another process
+            if finished is not None:
+                return finished
+            clear_temporaries(out_dir)
+            identity = {
+                "run_id": run_id(cfg, strategy.name, dataset.name, policy.name),
+                "dataset": dataset.name,
+                "strategy": strategy.name,
+                "remainder": policy.name,
+                "seed": int(cfg.seed),
+            }
+            try:
+                with _terminate_raises():
+                    train_seconds = trainer.train()
+            except (KeyboardInterrupt, RunInterrupted) as exc:
+                partial = _curves(trainer, identity)
+                write_with(out_dir / CURVES, lambda p: partial.to_parquet(p, index=False))
+                write_json(
+                    out_dir / INTERRUPTED,
+                    {
+                        "status": "interrupted",
+                        "reason": str(exc) or type(exc).__name__,
+                        **identity,
+                        "samples_seen": trainer.samples_seen,
+                    },
+                )
+                raise
+            curves = _curves(trainer, identity)
+            total = int(trainer.boundaries[-1])
+            results = (
+                summarise(
+                    curves,
+                    trainer.boundaries,
+                    cfg.eval.onset_delta,
+                    cfg.eval.onset_patience,
+                    mixed=all(p.train_shard is None for p in trainer.phases),
+                )
+                if trainer.diverged is None
+                else {"diverged": trainer.diverged}
+            )
+        summary = {
+            "status": "completed" if trainer.diverged is None else "diverged",
+            **identity,
+            **results,
+            "phases": _phase_spans(trainer.phases, trainer.boundaries, total),
+            "shards": {
+                "names": dataset.train.names,
+                "train_sizes": dataset.train.sizes.tolist(),
+                "heldout_sizes": dataset.heldout.sizes.tolist(),
+            },
+            "timing": {
+                "train_seconds": train_seconds,
+                "eval_seconds": trainer.eval_seconds,
+                "samples_seen": int(trainer.samples_seen),
+                "samples_per_second": trainer.samples_seen / train_seconds
+                if train_seconds
+                else None,
+            },
+            "peak_memory_mb": memory.peak,  # anonymous (RssAnon, sampled); None off Linux
+            "peak_rss_mb": peak_rss_mb(),  # with file-backed pages (memory-mapped shards)
+            "optimizer_state": "reset per phase"
+            if trainer.reset_optimizer
+            else "kept across phases",
+            "strategy_info": strategy.summary(),
+            "train_log": trainer.train_log,
+            "versions": {
+                "python": platform.python_version(),
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "numpy": np.__version__,
+            },
+            "config": OmegaConf.to_container(cfg, resolve=True),
         }
-        try:
-            with _terminate_raises():
-                train_seconds = trainer.train()
-        except (KeyboardInterrupt, RunInterrupted) as exc:
-            partial = _curves(trainer, identity)
-            write_with(out_dir / CURVES, lambda p: partial.to_parquet(p, index=False))
-            write_json(
-                out_dir / INTERRUPTED,
-                {
-                    "status": "interrupted",
-                    "reason": str(exc) or type(exc).__name__,
-                    **identity,
-                    "samples_seen": trainer.samples_seen,
-                },
-            )
-            raise
-        curves = _curves(trainer, identity)
-        total = int(trainer.boundaries[-1])
-        results = (
-            summarise(
-                curves,
-                trainer.boundaries,
-                cfg.eval.onset_delta,
-                cfg.eval.onset_patience,
-                mixed=all(p.train_shard is None for p in trainer.phases),
-            )
-            if trainer.diverged is None
-            else {"diverged": trainer.diverged}
-        )
-    summary = {
-        "status": "completed" if trainer.diverged is None else "diverged",
-        **identity,
-        **results,
-        "phases": _phase_spans(trainer.phases, trainer.boundaries, total),
-        "shards": {
-            "names": dataset.train.names,
-            "train_sizes": dataset.train.sizes.tolist(),
-            "heldout_sizes": dataset.heldout.sizes.tolist(),
-        },
-        "timing": {
-            "train_seconds": train_seconds,
-            "eval_seconds": trainer.eval_seconds,
-            "samples_seen": int(trainer.samples_seen),
-            "samples_per_second": trainer.samples_seen / train_seconds if train_seconds else None,
-        },
-        "peak_memory_mb": memory.peak,  # anonymous (RssAnon, sampled); None off Linux
-        "peak_rss_mb": peak_rss_mb(),  # with file-backed pages (memory-mapped shards)
-        "optimizer_state": "reset per phase" if trainer.reset_optimizer else "kept across phases",
-        "strategy_info": strategy.summary(),
-        "train_log": trainer.train_log,
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-        },
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-    summary = to_jsonable(summary)  # what is returned is exactly what summary.json holds
-    write_run_folder(out_dir, curves, summary, trainer.model.net)
-    return summary
+        summary = to_jsonable(summary)  # what is returned is exactly what summary.json holds
+        write_run_folder(out_dir, curves, summary, trainer.model.net)
+        return summary
 
 
 def write_run_folder(out_dir: Path, curves: pd.DataFrame, summary: dict, net) -> None:
