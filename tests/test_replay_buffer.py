@@ -94,3 +94,34 @@ def test_class_balanced_is_uniform_within_a_class():
         counts[x[:, 0].astype(int)] += 1
     for c in (0, 1):
         assert stats.chisquare(counts[labels == c]).pvalue > 1e-3
+
+
+def test_replay_streams_never_repeat_an_epoch_orders_stream():
+    from forgetbench.data.samplers import epoch_seed
+    from forgetbench.strategies.replay import draw_seed, write_seed
+
+    def state(entropy):
+        return tuple(np.random.SeedSequence(entropy).generate_state(4))
+
+    grid = [(s, p, e) for s in range(3) for p in range(4) for e in range(4)]
+    orders = {state(epoch_seed(s, p, e)) for s, p, e in grid}
+    draws = {state(draw_seed(s, p, e, b)) for s, p, e in grid for b in range(4)}
+    writes = {state(write_seed(s, p)) for s, p, _ in grid}
+    assert len(orders) == len(grid) and len(draws) == 4 * len(grid) and len(writes) == 12
+    assert not (orders & draws) and not (orders & writes) and not (draws & writes)
+
+
+def test_a_reservoir_grows_only_while_it_has_dropped_nothing():
+    from forgetbench.strategies.replay_buffer import Reservoir
+
+    rng = np.random.default_rng(0)
+    young = Reservoir(5, (1,))
+    young.add(np.zeros((3, 1)), np.arange(3), np.zeros(3, np.int32), rng)
+    young.resize(8, rng)  # nothing dropped yet: every item is still held
+    assert young.capacity == 8 and sorted(young.items[1].tolist()) == [0, 1, 2]
+    full = Reservoir(3, (1,))
+    full.add(np.zeros((10, 1)), np.arange(10), np.zeros(10, np.int32), rng)
+    with pytest.raises(ValueError, match=r"capacity <= 3 .*7 of the 10 seen were dropped"):
+        full.resize(5, rng)
+    full.resize(2, rng)
+    assert full.size == 2

@@ -25,10 +25,19 @@ _S31 = np.uint64(31)
 _ONE = np.uint64(1)
 
 
+def epoch_seed(seed: int, phase: int, epoch: int) -> list[int]:
+    """The entropy of one epoch's order (other random streams must not reuse it).
+
+    ``SeedSequence`` pads lists shorter than 4 with zeros, so ``[s, p, e]`` is also
+    ``[s, p, e, 0]``: a stream for another purpose needs 5 or more entries, or another prefix.
+    """
+    return [int(seed), int(phase), int(epoch)]
+
+
 @functools.lru_cache(maxsize=64)
 def epoch_keys(seed: int, phase: int, epoch: int, streams: int) -> np.ndarray:
     """Keys of one epoch: ``ROUNDS`` Feistel keys and one jitter key per stream (read-only)."""
-    rng = np.random.default_rng([int(seed), int(phase), int(epoch)])
+    rng = np.random.default_rng(epoch_seed(seed, phase, epoch))
     keys = rng.bit_generator.random_raw((int(streams), ROUNDS + 1)).astype(np.uint64)
     keys.flags.writeable = False
     return keys

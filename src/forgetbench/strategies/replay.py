@@ -16,6 +16,21 @@ WRITE_POLICIES: dict[str, Callable] = {
 }
 
 
+# The entropy of replay's random streams: 5 entries, the last one naming the purpose, so that no
+# stream repeats an epoch order's (``samplers.epoch_seed``, 3 entries, zero-padded to 4).
+DRAWS, WRITES = 1, 2
+
+
+def draw_seed(seed: int, phase: int, epoch: int, batch: int) -> list[int]:
+    """Entropy of the replay draw for one batch."""
+    return [int(seed), int(phase), int(epoch), int(batch), DRAWS]
+
+
+def write_seed(seed: int, phase: int) -> list[int]:
+    """Entropy of the buffer's keep-or-drop choices as a phase's samples stream past it."""
+    return [int(seed), int(phase), 0, 0, WRITES]
+
+
 class Replay(Plugin):
     """Replays samples of earlier shards from a fixed-capacity buffer.
 
@@ -81,7 +96,7 @@ class Replay(Plugin):
             return
 
         def draw(epoch: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-            rng = np.random.default_rng([self.seed, phase.index, epoch, b, 1])
+            rng = np.random.default_rng(draw_seed(self.seed, phase.index, epoch, b))
             idx = np.sort(rng.choice(len(y), size=n, replace=False))
             return x[idx], y[idx]
 
@@ -90,7 +105,7 @@ class Replay(Plugin):
     def after_phase(self, trainer, phase: Phase) -> None:
         """Streams the phase's own samples (first-epoch order, by chunks) into the buffer."""
         feed = phase.feed
-        rng = np.random.default_rng([self.seed, phase.index, 2])
+        rng = np.random.default_rng(write_seed(self.seed, phase.index))
         shard = -1 if phase.train_shard is None else phase.train_shard
         for start in range(0, feed.num_samples, self.stream_chunk):
             stop = min(start + self.stream_chunk, feed.num_samples)

@@ -51,8 +51,18 @@ class Reservoir:
 
         A uniform subset of a uniform sample is uniform, so Algorithm R stays exact: each of the
         ``seen`` items is kept with probability ``capacity / seen`` afterwards too.
+
+        Raises:
+            ValueError: when growing past the items held after some were dropped: the dropped
+                ones cannot be drawn back, so no uniform sample of the larger size exists.
         """
         capacity = int(capacity)
+        if capacity > self.size and self.seen > self.size:
+            raise ValueError(
+                f"Reservoir.resize: expected a capacity <= {self.size} (the items held; "
+                f"{self.seen - self.size} of the {self.seen} seen were dropped). "
+                f"Received {capacity}"
+            )
         keep = np.arange(self.size)
         if self.size > capacity:
             keep = np.sort(rng.choice(self.size, size=capacity, replace=False))
