@@ -160,3 +160,30 @@ def test_optimizer_state_across_shards_is_an_explicit_choice(tiny_cfg, reset):
     assert float(trainer.model.optimizer.learning_rate.numpy()) == pytest.approx(
         cfg.optimizer.learning_rate
     )
+
+
+def test_drop_refuses_a_shard_smaller_than_one_batch(tiny_cfg, tmp_path):
+    with pytest.raises(
+        ValueError, match=r"Phase 0 \(shard 0\) has \d+ samples: expected at least "
+    ):
+        run(tiny_cfg("remainder=drop", "train.batch_size=1000"), tmp_path / "r")
+    summary = run(tiny_cfg("remainder=weighted", "train.batch_size=1000"), tmp_path / "w")
+    assert summary["timing"]["samples_seen"] > 0  # kept as one partial batch per shard
+
+
+def test_training_time_leaves_out_the_first_evaluation(tiny_cfg):
+    import time
+
+    trainer, *_ = build_trainer(tiny_cfg())
+    evaluate, calls = trainer.evaluator, []
+
+    def slow_first(net):  # the first evaluation traces the evaluator: slow, and not training
+        if not calls:
+            time.sleep(1.0)
+        calls.append(1)
+        return evaluate(net)
+
+    trainer.evaluator = slow_first
+    start = time.perf_counter()
+    seconds = trainer.train()
+    assert 0 < seconds < time.perf_counter() - start - 1.0

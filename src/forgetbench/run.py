@@ -157,6 +157,15 @@ def build_trainer(cfg: DictConfig):
     )
     batch_size, epochs = int(cfg.train.batch_size), int(cfg.train.epochs)
     phases = strategy.phases(dataset, seed=int(cfg.seed), batch_size=batch_size, policy=policy)
+    for phase in phases:
+        if phase.feed.samples_per_epoch == 0:
+            shard = "all shards" if phase.train_shard is None else f"shard {phase.train_shard}"
+            raise ValueError(
+                f"Phase {phase.index} ({shard}) has {phase.feed.num_samples} samples: expected at "
+                f"least train.batch_size={batch_size} under remainder={policy.name}, which drops "
+                "a partial batch, so nothing of it would be trained. Use a smaller batch size or "
+                "another remainder policy"
+            )
     total = epochs * sum(p.feed.samples_per_epoch for p in phases)
     boundaries = np.minimum(
         sequential_boundaries(dataset.train.sizes, epochs, batch_size, policy), total

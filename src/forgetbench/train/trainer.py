@@ -162,9 +162,13 @@ class Trainer:
         stop being finite (see ``diverged``).
         """
         self.strategy.setup(self)
-        self.evaluate()
+        self.evaluate()  # before the clock: its time (tracing included) is not training's
         callbacks = [EvaluationSchedule(self)]
-        start = time.perf_counter()
+        start, eval_before = time.perf_counter(), self.eval_seconds
+
+        def train_seconds() -> float:
+            return time.perf_counter() - start - (self.eval_seconds - eval_before)
+
         for phase in self.phases:
             self._phase = phase
             if self.reset_optimizer and phase.index > 0:
@@ -184,9 +188,9 @@ class Trainer:
                 if self.diverged is None and not self._weights_finite():
                     self._diverge("non-finite weights")
                 if self.diverged is not None:
-                    return time.perf_counter() - start - self.eval_seconds
+                    return train_seconds()
                 logs = {k: float(v[-1]) for k, v in history.history.items()}
                 self.train_log.append({"phase": phase.index, "epoch": epoch, **logs})
             self.strategy.after_phase(self, phase)
         self.evaluate()
-        return time.perf_counter() - start - self.eval_seconds
+        return train_seconds()
