@@ -148,14 +148,14 @@ def distinct_runs(runs: pd.DataFrame, summaries: list[dict], folders: list[Path]
 
 def warn_mixed_settings(runs: pd.DataFrame, summaries: list[dict]) -> None:
     """Names the config keys that split runs the table columns alone do not tell apart."""
-    keys = [k for k in group_keys(runs) if k != "setting"]
-    if "setting" not in group_keys(runs):
+    keys = group_keys(runs)
+    if "setting" not in keys:
         return
-    by_setting = {s["run_id"]: s["config"] for s in summaries}
-    for _, group in runs.groupby(keys, dropna=False):
+    config_of = {s["run_id"]: s["config"] for s in summaries}
+    for _, group in runs.groupby(keys[:-1], dropna=False):  # "setting" is the last key
         settings = group.drop_duplicates("setting")
         if len(settings) > 1:
-            a, b = (by_setting[r] for r in settings["run_id"].iloc[:2])
+            a, b = (config_of[r] for r in settings["run_id"].iloc[:2])
             changes = "; ".join(config_differences(a, b, ignore=("seed",)))
             print(
                 "[forgetbench-report] runs of "

@@ -58,9 +58,7 @@ def config_digest(resolved: dict) -> str:
 
 def setting_digest(resolved: dict) -> str:
     """8 hex digits identifying a config apart from its seed: runs that average together."""
-    config = comparable_config(resolved)
-    config.pop("seed", None)
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    return config_digest({key: value for key, value in resolved.items() if key != "seed"})
 
 
 def config_differences(

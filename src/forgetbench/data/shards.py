@@ -88,11 +88,11 @@ def discover_shards(folder: Path, feature_key: str, label_key: str) -> dict[str,
             labels_only.append(path)
         elif path.suffix.lower() in (".npz", ".npy"):
             unused.append(path.name)
+    feature_files = {p.name for paths in found.values() for p in paths}
     orphans = [
         p.name
         for p in labels_only
-        if p.name[: -len(f".{label_key}.npy")] + f".{feature_key}.npy"
-        not in {q.name for paths in found.values() for q in paths}
+        if p.name[: -len(f".{label_key}.npy")] + f".{feature_key}.npy" not in feature_files
     ]
     if orphans:
         raise ShardFormatError(

@@ -183,8 +183,7 @@ class Trainer:
                     shuffle=False,
                     verbose=self.verbose,
                     callbacks=callbacks,
-                )
-                self.model.flush()
+                )  # EvaluationSchedule.on_epoch_end has applied a partly filled group
                 if self.diverged is None and not self._weights_finite():
                     self._diverge("non-finite weights")
                 if self.diverged is not None:
