@@ -173,7 +173,7 @@ def per_batch_epoch(feed, epoch: int):
 
     def load(b):
         x, y, w, stream = tf.numpy_function(
-            lambda b_: feed.batch(epoch, int(b_)),
+            lambda b_: tuple(feed.batch(epoch, int(b_))[k] for k in ("x", "y", "weight", "is_new")),
             [b],
             [tf.float32, tf.int32, tf.float32, tf.float32],
         )

@@ -39,15 +39,21 @@ import tensorflow as tf  # noqa: E402
 
 from forgetbench.data.dataset import ShardDataset  # noqa: E402
 from forgetbench.data.store import ShardStore  # noqa: E402
+from forgetbench.remainder import RemainderPolicy  # noqa: E402
 from forgetbench.strategies.cross_shard import CrossShard  # noqa: E402
-from forgetbench.train.remainder import RemainderPolicy  # noqa: E402
 
 WEIGHTED = RemainderPolicy("weighted")
 
 
 def drain(ds: tf.data.Dataset) -> int:
-    """Iterates a dataset of ``(x, ...)`` batches inside TensorFlow; returns the sample count."""
-    return int(ds.reduce(np.int64(0), lambda n, batch: n + tf.shape(batch[0], tf.int64)[0]))
+    """Iterates a dataset of batches (``(x, ...)`` or columns) inside TensorFlow; returns the
+    sample count."""
+
+    def count(n, batch):
+        x = batch["x"] if isinstance(batch, dict) else batch[0]
+        return n + tf.shape(x, tf.int64)[0]
+
+    return int(ds.reduce(np.int64(0), count))
 
 
 def cross_shard_feed(store: ShardStore, batch_size: int):
@@ -64,7 +70,8 @@ def tf_data_floor(feed) -> tf.data.Dataset:
     ``unbatch``, ``prefetch``): the ceiling of any loader built this way on this machine.
     """
     full, per_call = feed.num_samples // feed.batch_size, feed.batches_per_call
-    block = feed.batches(0, 0, min(per_call, full))
+    columns = feed.batches(0, 0, min(per_call, full))
+    block = [columns[name] for name in ("x", "y", "weight", "is_new")]
     types = [tf.float32, tf.int32, tf.float32, tf.float32]
 
     def load(i):

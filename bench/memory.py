@@ -1,9 +1,10 @@
 """Peak anonymous memory of one cross-shard training epoch over shard folders of two sizes.
 
 Each size runs in a fresh subprocess that opens the folder as a ``ShardStore``, builds the
-``cross_shard`` feed and a ``ShardModel`` (``mlp``), fits a few batches (tracing), reports its
-baseline, then fits one full epoch. The parent samples the child's ``/proc/PID/status`` every
-few milliseconds (no GIL shared with the child) for:
+``cross_shard`` feed and an ``Engine`` (``mlp``), trains a few batches (tracing), reports its
+baseline, then trains one full epoch from prefetched blocks, as the ``Trainer`` does. The
+parent samples the child's ``/proc/PID/status`` every few milliseconds (no GIL shared with the
+child) for:
 
 - ``RssAnon``: anonymous resident memory (heap, numpy arrays, tensors): what must stay flat.
 - ``RssFile``: file-backed resident pages; memory-mapped shard pages land here. They belong to
@@ -44,26 +45,30 @@ def child(folder: Path, batch_size: int) -> None:
     """Runs in the subprocess: one warm-up, a baseline mark, then one cross-shard epoch."""
     common.quiet_tensorflow()
     import keras
+    import tensorflow as tf
     from hydra.utils import instantiate
 
     from forgetbench.data.dataset import ShardDataset
     from forgetbench.data.store import ShardStore
+    from forgetbench.remainder import RemainderPolicy
     from forgetbench.strategies.cross_shard import CrossShard
-    from forgetbench.train.model import ShardModel
+    from forgetbench.train.engine import Engine
     from forgetbench.train.models import mlp
-    from forgetbench.train.remainder import RemainderPolicy
+    from forgetbench.train.trainer import prefetched_blocks
 
     store = ShardStore(folder)
     dataset = ShardDataset("memory", store, store, num_classes=max(store.classes) + 1)
     policy = RemainderPolicy("weighted")
     (phase,) = CrossShard().phases(dataset, seed=0, batch_size=batch_size, policy=policy)
-    model = ShardModel(mlp(store.feature_shape, dataset.num_classes), policy)
-    optimizer = instantiate({"_target_": "keras.optimizers.SGD", "learning_rate": 0.01})
-    model.compile(optimizer=optimizer)
-    model.fit(phase.feed.epoch(0).take(WARMUP_BATCHES), verbose=0, shuffle=False)
+    sgd = {"_target_": "keras.optimizers.SGD", "learning_rate": 0.01}
+    model = Engine(mlp(store.feature_shape, dataset.num_classes), lambda: instantiate(sgd), policy)
+    warmup = phase.feed.batches(1, 0, WARMUP_BATCHES)
+    model.run({k: tf.convert_to_tensor(v) for k, v in warmup.items()}, 0, WARMUP_BATCHES)
+    del warmup
     print("BASELINE", json.dumps(common.rss_kb()), flush=True)
     start = time.perf_counter()
-    model.fit(phase.feed.epoch(1), verbose=0, shuffle=False)
+    for _, _, count, block in prefetched_blocks(phase.feed, 1):  # as the Trainer feeds it
+        model.run({k: tf.convert_to_tensor(v) for k, v in block.items()}, 0, count)
     seconds = time.perf_counter() - start
     seen = int(model.samples_seen.numpy())
     print("DONE", json.dumps({**common.rss_kb(), "seconds": seconds, "seen": seen}), flush=True)
@@ -119,7 +124,7 @@ def plan_memory(store, batch_size: int) -> dict:
     """
     from forgetbench.data.feed import Feed
     from forgetbench.data.samplers import CrossShardPlan
-    from forgetbench.train.remainder import RemainderPolicy
+    from forgetbench.remainder import RemainderPolicy
 
     feed = Feed(
         gather=store.gather,

@@ -9,20 +9,23 @@ Rows:
 - ``plain fit``: the network compiled with a sparse cross-entropy loss and ``accuracy``, one
   ``model.fit(x, y, epochs=E, shuffle=True)`` on the in-memory training arrays: the baseline.
 - one row per strategy in ``conf/strategy/`` (a new strategy such as replay or EWC is picked up by
-  its YAML file), trained the way a run trains it (``Trainer``, one ``fit`` per phase and epoch,
+  its YAML file), trained the way a run trains it (``Trainer``: the engine's compiled loop,
   strategy hooks) with evaluation only at the start and end (``eval.every_samples`` huge), so
   the row is the training cost; the Trainer's evaluation seconds are excluded.
-- ``cross_shard, ShardModel.fit only``: the same feed and model without the Trainer (no
-  evaluation callback), to separate the per-batch callback cost.
+- ``cross_shard, engine only``: the same feed and engine without the Trainer
+  (``Engine.train_epoch``), to separate the Trainer's own cost.
 - ``cross_shard + evaluation every N``: the default evaluation interval; the evaluation cost is
   reported as a share of the training time of the row without evaluation.
 - ``cross_shard, accumulation k``: exact accumulation (``weighted``) and Keras's own (``naive``).
 - ``cross_shard + quadratic penalty``: an EWC-shaped term ``sum F (w - w*)^2`` added once per
-  update through ``ShardModel.penalties`` (constant ``F`` and ``w*``).
+  update through the context's ``add_penalty`` (constant ``F`` and ``w*``).
 
 - ``steps only``: for Trainer rows, samples/s with the strategy's phase hooks (replay's buffer
   updates, EWC's Fisher estimates) left out of the time: the train step's own cost. ``ewc`` and
   ``replay_ewc`` are compared with ``sequential`` and ``replay`` on that basis.
+
+``steps_per_execution`` (the second number of a setting) is plain ``fit``'s: the engine runs
+every batch up to the next evaluation point in one compiled call whatever it is.
 
 Usage: ``python bench/training.py [--settings 32:1 32:16 256:1] [--epochs 2] [--only ewc]
 [--rounds 7] [--name training]``.
@@ -49,19 +52,18 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from forgetbench.eval.evaluator import Evaluator  # noqa: E402
 from forgetbench.strategies.base import sequential_boundaries  # noqa: E402
-from forgetbench.train.model import ShardModel  # noqa: E402
+from forgetbench.train.engine import Engine  # noqa: E402
 from forgetbench.train.trainer import Trainer  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # each row's new Evaluator traces anew: expected here
 CONF = common.ROOT / "conf"
 NO_EVAL = 10**15
 PLAIN = "plain fit(x, y) in memory"
-FIT_ONLY = "cross_shard, ShardModel.fit only (no Trainer)"
-PER_BATCH = "cross_shard, ShardModel.fit only, previous per-batch feed"
+FIT_ONLY = "cross_shard, engine only (no Trainer)"
 EVAL = "cross_shard + evaluation every {} samples"
 EXACT = "cross_shard, exact accumulation k={} (weighted)"
 NAIVE = "cross_shard, Keras accumulation k={} (naive)"
-PENALTY = "cross_shard + quadratic penalty (EWC-shaped), fit only"
+PENALTY = "cross_shard + quadratic penalty (EWC-shaped), engine only"
 
 
 def config(overrides: list[str]):
@@ -83,11 +85,11 @@ class Bench:
     rows are timed in interleaved rounds, so a burst of other load hits every row alike.
     """
 
-    def __init__(self, cfg, epochs: int) -> None:
+    def __init__(self, cfg, epochs: int, spe: int) -> None:
         self.cfg, self.epochs = cfg, epochs
         self.dataset = instantiate(cfg.data)
         self.batch_size = int(cfg.train.batch_size)
-        self.spe = int(cfg.train.steps_per_execution)
+        self.spe = spe  # plain fit's steps_per_execution
 
     def fresh(self, strategy: str, remainder: str = "weighted", k: int = 1):
         """A new model and the phases of ``strategy`` (``conf/strategy/NAME.yaml``)."""
@@ -96,10 +98,10 @@ class Bench:
         policy = instantiate(config([f"remainder={remainder}"]).remainder)
         strat = instantiate(config([f"strategy={strategy}"]).strategy)
         net = instantiate(cfg.model)(self.dataset.train.feature_shape, self.dataset.num_classes)
-        model = ShardModel(net, policy, accumulation_steps=k)
         keras_acc = {} if policy.exact or k == 1 else {"gradient_accumulation_steps": k}
-        optimizer = instantiate(cfg.optimizer, **keras_acc)
-        model.compile(optimizer=optimizer, steps_per_execution=self.spe)
+        model = Engine(
+            net, lambda: instantiate(cfg.optimizer, **keras_acc), policy, accumulation_steps=k
+        )
         phases = strat.phases(
             self.dataset, seed=int(cfg.seed), batch_size=self.batch_size, policy=policy
         )
@@ -114,8 +116,15 @@ class Bench:
         boundaries[-1] = total
         if every_samples == NO_EVAL:
             boundaries = boundaries[-1:]
+        data = self.dataset.train
+        model.start_run(
+            model.net,
+            seed=int(self.cfg.seed),
+            feature_shape=data.feature_shape,
+            num_classes=self.dataset.num_classes,
+        )
         return Trainer(
-            model=model,
+            engine=model,
             strategy=strat,
             phases=phases,
             evaluator=evaluator,
@@ -154,23 +163,18 @@ class Bench:
 
         return run
 
-    def fit_row(self, strategy: str, penalty: bool = False, per_batch: bool = False, **kw):
-        """Bare ``ShardModel.fit`` per phase and epoch: no Trainer, no callback.
-
-        ``per_batch`` feeds the previous pipeline (one gather call per batch) instead.
-        """
+    def fit_row(self, strategy: str, penalty: bool = False, **kw):
+        """Bare ``Engine.train_epoch`` per phase and epoch: no Trainer, no evaluation."""
         model, _, phases = self.fresh(strategy, **kw)
         if penalty:
-            model.penalties.append(quadratic_penalty(model.net))
-        epoch_of = common.per_batch_epoch if per_batch else lambda feed, e: feed.epoch(e)
+            model.ctx.add_penalty("quadratic", quadratic_penalty(model.net))
 
         def epochs(count: int) -> dict:
             seen = int(model.samples_seen.numpy())
             start = time.perf_counter()
             for phase in phases:
                 for e in range(count):
-                    model.fit(epoch_of(phase.feed, e), verbose=0, shuffle=False)
-                    model.flush()
+                    model.train_epoch(phase.feed, e)
             seconds = time.perf_counter() - start
             return {"samples": int(model.samples_seen.numpy()) - seen, "seconds": seconds}
 
@@ -244,17 +248,15 @@ def measure_setting(args, batch_size: int, spe: int) -> list[dict]:
             f"data.samples_per_shard={args.samples_per_shard}",
             f"paths.data_cache={common.SCRATCH / 'data'}",
             f"train.batch_size={batch_size}",
-            f"train.steps_per_execution={spe}",
             "train.verbose=0",
         ]
     )
-    bench = Bench(cfg, args.epochs)
+    bench = Bench(cfg, args.epochs, spe)
     every, k = int(cfg.eval.every_samples), args.accumulation_steps
     plans = [(PLAIN, bench.plain_row, {})]
     plans += [(name, bench.trainer_row, {"strategy": name}) for name in strategy_names()]
     plans += [
         (FIT_ONLY, bench.fit_row, {"strategy": "cross_shard"}),
-        (PER_BATCH, bench.fit_row, {"strategy": "cross_shard", "per_batch": True}),
         (
             EVAL.format(every),
             bench.trainer_row,
@@ -323,7 +325,7 @@ def add_ratios(rows: list[dict], every: int, k: int) -> None:
     by = {r["row"]: r for r in rows}
     for r in rows:
         r["vs_plain_fit"] = paired_ratio(r, by[PLAIN])
-    for name in (EXACT.format(k), NAIVE.format(k), EVAL.format(every), FIT_ONLY, PER_BATCH):
+    for name in (EXACT.format(k), NAIVE.format(k), EVAL.format(every), FIT_ONLY):
         if name not in by:
             continue
         by[name]["vs_cross_shard"] = paired_ratio(by[name], by["cross_shard"])

@@ -34,9 +34,13 @@ def compose_config(overrides: list[str] | None = None):
 
 @pytest.fixture
 def keras_session():
-    """A fresh Keras session for tests that build models."""
+    """A fresh Keras session (and no engine of an earlier test) for tests that build models."""
+    from forgetbench.train.engine import clear_engines
+
+    clear_engines()
     keras.backend.clear_session()
     yield
+    clear_engines()
     keras.backend.clear_session()
 
 
@@ -56,13 +60,13 @@ class SignalAfterPhase:
     def __init__(self, phase: int = 0, signum: int = 15) -> None:
         self.phase, self.signum = phase, signum
 
-    def setup(self, trainer):
+    def setup(self, ctx):
         pass
 
-    def before_phase(self, trainer, phase):
+    def before_phase(self, ctx, phase):
         pass
 
-    def after_phase(self, trainer, phase):
+    def after_phase(self, ctx, phase):
         if phase.index == self.phase:
             import os
 
@@ -78,14 +82,14 @@ class EvaluateAfterPhase:
     def __init__(self) -> None:
         self.after: list[tuple[int, list[dict]]] = []
 
-    def setup(self, trainer):
+    def setup(self, ctx):
         pass
 
-    def before_phase(self, trainer, phase):
+    def before_phase(self, ctx, phase):
         pass
 
-    def after_phase(self, trainer, phase):
-        self.after.append((trainer.samples_seen, trainer.evaluator(trainer.model.net)))
+    def after_phase(self, ctx, phase):
+        self.after.append((ctx.samples_seen, ctx.evaluate()))
 
     def summary(self):
         return {}

@@ -8,10 +8,11 @@ from omegaconf import open_dict
 
 from forgetbench.data.feed import Feed, array_gather
 from forgetbench.data.samplers import FixedPlan
+from forgetbench.losses import per_sample_loss
+from forgetbench.remainder import RemainderPolicy
 from forgetbench.run import build_trainer
-from forgetbench.train.model import ShardModel, per_sample_loss
+from forgetbench.train.engine import Engine
 from forgetbench.train.models import logreg
-from forgetbench.train.remainder import RemainderPolicy
 
 pytestmark = pytest.mark.usefixtures("keras_session")
 
@@ -43,16 +44,23 @@ def make_optimizer(name, **kwargs):
     )
 
 
-def train_epoch(policy, k, x, y, optimizer="sgd", seed=0, net=None):
-    """One epoch through the real pipeline; returns the net's weights afterwards."""
-    keras.utils.set_random_seed(seed)
-    net = net or logreg((DIM,), CLASSES)
-    model = ShardModel(net, policy, accumulation_steps=k)
+def make_engine(policy, k=1, optimizer="sgd", net=None, **optimizer_kwargs):
     extra = {} if policy.exact or k == 1 else {"gradient_accumulation_steps": k}
-    model.compile(optimizer=make_optimizer(optimizer, **extra))
-    history = model.fit(identity_feed(x, y, policy).epoch(0), verbose=0, shuffle=False)
-    model.flush()
-    return model, history
+    net = net or logreg((DIM,), CLASSES)
+    return Engine(
+        net,
+        lambda: make_optimizer(optimizer, **extra, **optimizer_kwargs),
+        policy,
+        accumulation_steps=k,
+    )
+
+
+def train_epoch(policy, k, x, y, optimizer="sgd", seed=0, net=None):
+    """One epoch through the real engine; returns the engine and the epoch's logs."""
+    keras.utils.set_random_seed(seed)
+    model = make_engine(policy, k, optimizer, net)
+    logs = model.train_epoch(identity_feed(x, y, policy))
+    return model, logs
 
 
 def initial_weights(seed=0):
@@ -128,8 +136,7 @@ def test_no_accumulator_leaks_across_shards():
     xb, yb = make_data(k * B, seed=2)  # exactly one group
     model, _ = train_epoch(WEIGHTED, k, xa, ya)
     after_a = model.net.get_weights()
-    model.fit(identity_feed(xb, yb, WEIGHTED).epoch(0), verbose=0, shuffle=False)
-    model.flush()
+    model.train_epoch(identity_feed(xb, yb, WEIGHTED))
     _, grads_b = mean_loss_grads(after_a, xb, yb)
     assert_close(model.net.get_weights(), reference_step(after_a, grads_b))
 
@@ -142,7 +149,7 @@ def test_keras_accumulation_does_leak_across_fit_calls():
     xb, yb = make_data(k * B, seed=2)
     model, _ = train_epoch(NAIVE, k, xa, ya)
     after_a = model.net.get_weights()
-    model.fit(identity_feed(xb, yb, NAIVE).epoch(0), verbose=0, shuffle=False)
+    model.train_epoch(identity_feed(xb, yb, NAIVE))
     _, grads_b = mean_loss_grads(after_a, xb[: 3 * B], yb[: 3 * B])
     _, grads_a_tail = mean_loss_grads(after_a, xa[32:], ya[32:])
     leaked = [(3 * gb + ga) / 4 for gb, ga in zip(grads_b, grads_a_tail, strict=True)]
@@ -154,21 +161,19 @@ def test_epoch_loss_is_the_mean_per_sample_loss(policy):
     x, y = make_data()
     w0 = initial_weights()
     keras.utils.set_random_seed(0)
-    net = logreg((DIM,), CLASSES)
-    model = ShardModel(net, policy)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0))
-    history = model.fit(identity_feed(x, y, policy).epoch(0), verbose=0, shuffle=False)
+    model = Engine(logreg((DIM,), CLASSES), lambda: keras.optimizers.SGD(learning_rate=0.0), policy)
+    logs = model.train_epoch(identity_feed(x, y, policy))
     ref, _ = mean_loss_grads(w0, x, y)
     expected = float(tf.reduce_mean(per_sample_loss(y, ref(x))))
-    assert history.history["loss"][-1] == pytest.approx(expected, rel=1e-5)
+    assert logs["loss"] == pytest.approx(expected, rel=1e-5)
     accuracy = float(np.mean(np.argmax(ref(x), axis=-1) == y))
-    assert history.history["accuracy"][-1] == pytest.approx(accuracy)
+    assert logs["accuracy"] == pytest.approx(accuracy)
     assert int(model.samples_seen.numpy()) == N
 
 
 def test_invalid_accumulation_steps():
     with pytest.raises(ValueError, match=r"train.accumulation_steps=0. Expected an integer >= 1"):
-        ShardModel(logreg((DIM,), CLASSES), WEIGHTED, accumulation_steps=0)
+        make_engine(WEIGHTED, k=0)
 
 
 @pytest.mark.parametrize("k", [1, 5])
@@ -189,13 +194,11 @@ def test_penalty_is_added_once_per_update(k):
             ]
         )
 
-    model = ShardModel(net, WEIGHTED, accumulation_steps=k)
-    model.penalties.append(penalty)
-    model.compile(optimizer=make_optimizer("sgd"))
+    model = make_engine(WEIGHTED, k, net=net)
+    model.ctx.add_penalty("test", penalty)
     # k=1: one batch of all the data, so one update: the same expected step.
     feed = identity_feed(x, y, WEIGHTED, batch_size=N if k == 1 else B)
-    history = model.fit(feed.epoch(0), verbose=0, shuffle=False)
-    model.flush()
+    logs = model.train_epoch(feed)
     _, grads = mean_loss_grads(w0, x, y)
     penalty_grads = [w - (w + 1.0) for w in w0]  # d/dw 0.5 (w - a)^2 = w - a
     expected = reference_step(w0, [g + p for g, p in zip(grads, penalty_grads, strict=True)])
@@ -207,13 +210,13 @@ def test_penalty_is_added_once_per_update(k):
     start = 0.5 * sum(w.size for w in w0)
     after = 0.5 * sum(np.sum(np.square(e - (w + 1.0))) for e, w in zip(expected, w0, strict=True))
     tracked = start if k == 1 else (4 * start + after) / 5
-    assert history.history["penalty"][-1] == pytest.approx(tracked, rel=1e-5)
+    assert logs["penalty"] == pytest.approx(tracked, rel=1e-5)
 
 
 def test_no_penalty_tracks_zero():
     x, y = make_data()
-    model, history = train_epoch(WEIGHTED, 4, x, y)
-    assert history.history["penalty"][-1] == 0.0
+    model, logs = train_epoch(WEIGHTED, 4, x, y)
+    assert logs["penalty"] == 0.0
 
 
 @pytest.mark.parametrize("remainder", ["weighted", "naive"])

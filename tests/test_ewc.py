@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from forgetbench.remainder import RemainderPolicy
 from forgetbench.strategies.ewc import EWC, fisher_diagonal
+from forgetbench.train.engine import Engine
 from forgetbench.train.models import mlp
 
 pytestmark = pytest.mark.usefixtures("keras_session")
@@ -41,11 +43,10 @@ def test_fisher_matches_per_sample_loop_with_partial_batch(variant):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
 
 
-class FakeTrainer:
-    def __init__(self, net):
-        self.model = type("M", (), {"net": net, "penalties": []})()
-        self.phases = [None, None, None]
-        self.seed = 0
+def context(net):
+    """A real engine's plugin context for ``net``."""
+    engine = Engine(net, lambda: keras.optimizers.SGD(0.1), RemainderPolicy("weighted"))
+    return engine.ctx
 
 
 def penalty_gradient(ewc, net):
@@ -62,7 +63,7 @@ def set_weights(net, rng):
 def test_separate_penalty_value_and_gradient_sum_over_past_shards():
     net, rng, lam = tiny_net(), np.random.default_rng(1), 3.0
     ewc = EWC(lam=lam, mode="separate")
-    ewc.setup(FakeTrainer(net))
+    ewc.setup(context(net))
     fishers, anchors = [], []
     for _ in range(2):
         anchors.append(set_weights(net, rng))
@@ -90,7 +91,7 @@ def test_separate_penalty_value_and_gradient_sum_over_past_shards():
 def test_online_penalty_decays_fisher_and_anchors_at_latest():
     net, rng, lam, gamma = tiny_net(), np.random.default_rng(2), 2.0, 0.5
     ewc = EWC(lam=lam, mode="online", gamma=gamma)
-    ewc.setup(FakeTrainer(net))
+    ewc.setup(context(net))
     f1 = [rng.random(w.shape) for w in net.get_weights()]
     f2 = [rng.random(w.shape) for w in net.get_weights()]
     ewc._fold_in(f1, set_weights(net, rng))

@@ -95,7 +95,7 @@ def test_failed_jobs_are_listed_by_their_root_cause(tmp_path):
     ("override", "match"),
     [
         ("train.accumulation_steps=0", r"train.accumulation_steps=0. Expected an integer >= 1"),
-        ("train.steps_per_execution=0", r"train.steps_per_execution=0. Expected"),
+        ("train.steps_per_call=0", r"train.steps_per_call=0. Expected"),
         ("eval.onset_delta=-0.5", r"eval.onset_delta=-0.5. Expected a number >= 0"),
         ("train.batch_size=2.5", r"train.batch_size=2.5. Expected an integer >= 1"),
     ],
@@ -155,9 +155,9 @@ def test_optimizer_state_across_shards_is_an_explicit_choice(tiny_cfg, reset):
     last_phase_batches = trainer.phases[-1].feed.batches_per_epoch
     total_batches = sum(p.feed.batches_per_epoch for p in trainer.phases)
     expected = last_phase_batches if reset else total_batches
-    assert int(trainer.model.optimizer.iterations.numpy()) == expected
+    assert int(trainer.engine.optimizer.iterations.numpy()) == expected
     # The reset clears state, not hyperparameters: every shard still trains.
-    assert float(trainer.model.optimizer.learning_rate.numpy()) == pytest.approx(
+    assert float(trainer.engine.optimizer.learning_rate.numpy()) == pytest.approx(
         cfg.optimizer.learning_rate
     )
 
@@ -177,11 +177,11 @@ def test_training_time_leaves_out_the_first_evaluation(tiny_cfg):
     trainer, *_ = build_trainer(tiny_cfg())
     evaluate, calls = trainer.evaluator, []
 
-    def slow_first(net):  # the first evaluation traces the evaluator: slow, and not training
+    def slow_first(net, forward=None):  # the first evaluation traces: slow, and not training
         if not calls:
             time.sleep(1.0)
         calls.append(1)
-        return evaluate(net)
+        return evaluate(net, forward)
 
     trainer.evaluator = slow_first
     start = time.perf_counter()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from forgetbench.train.remainder import NAMED_POLICIES, RemainderPolicy
+from forgetbench.remainder import NAMED_POLICIES, RemainderPolicy
 
 
 @pytest.mark.parametrize("name", sorted(NAMED_POLICIES))

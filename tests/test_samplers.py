@@ -10,7 +10,7 @@ from forgetbench.data.samplers import (
     ShuffledPlan,
     epoch_keys,
 )
-from forgetbench.train.remainder import RemainderPolicy
+from forgetbench.remainder import RemainderPolicy
 
 SIZES = np.array([37, 250, 91, 5, 180])
 OFFSETS = np.concatenate([[0], np.cumsum(SIZES)])
@@ -179,7 +179,10 @@ def _feed(policy, n=70, batch=16):
 )
 def test_feed_remainder_policies(policy, batches, last_len, real):
     feed = _feed(policy)
-    out = list(feed.epoch(0).as_numpy_iterator())
+    out = [
+        tuple(b[k] for k in ("x", "y", "weight", "is_new"))
+        for b in feed.epoch(0).as_numpy_iterator()
+    ]
     assert len(out) == feed.batches_per_epoch == batches
     assert len(out[-1][0]) == last_len
     weights = np.concatenate([w for _, _, w, _ in out])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import signal
@@ -10,7 +11,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -20,8 +20,6 @@ from omegaconf import DictConfig, OmegaConf
 from forgetbench.eval.evaluator import Evaluator, task_classes
 from forgetbench.eval.summary import summarise
 from forgetbench.memory import PeakMemory, peak_rss_mb
-from forgetbench.plots.curves import plot_shard_curves
-from forgetbench.plots.style import save_figure
 from forgetbench.results.io import (
     CURVES,
     INTERRUPTED,
@@ -38,7 +36,7 @@ from forgetbench.run_folder import (
     run_lock,
 )
 from forgetbench.strategies.base import sequential_boundaries
-from forgetbench.train.model import ShardModel
+from forgetbench.train.engine import Engine, engine_for
 from forgetbench.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -65,7 +63,7 @@ RULES = [
     ("train.batch_size", _at_least(1), "an integer >= 1", False),
     ("train.epochs", _at_least(0), "an integer >= 0", False),
     ("train.accumulation_steps", _at_least(1), "an integer >= 1", False),
-    ("train.steps_per_execution", _at_least(1), "an integer >= 1", False),
+    ("train.steps_per_call", _or_null(_at_least(1)), "an integer >= 1, or null", False),
     ("eval.every_samples", _at_least(1), "an integer >= 1", False),
     ("eval.onset_delta", _number_where(lambda v: v >= 0), "a number >= 0", False),
     ("eval.onset_patience", _at_least(0), "an integer >= 0", False),
@@ -141,20 +139,40 @@ def _terminate_raises():
         signal.signal(signal.SIGTERM, previous)
 
 
-def build_trainer(cfg: DictConfig):
-    """Instantiates everything a run needs; returns the trainer, dataset, policy and strategy."""
+def engine_key(cfg: DictConfig, feature_shape, num_classes: int) -> str:
+    """What a run's traced step depends on: runs with the same key share one engine."""
+    parts = {
+        key: OmegaConf.to_container(cfg[key], resolve=True)
+        for key in ("model", "optimizer", "remainder", "strategy")
+    }
+    parts["accumulation_steps"] = int(cfg.train.accumulation_steps)
+    parts["shape"] = [list(feature_shape), int(num_classes)]
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
+    """Instantiates everything a run needs; returns the trainer, dataset, policy and strategy.
+
+    Args:
+        cfg: The composed config.
+        reuse_engine: Reuse this process's engine (and its traced step) of an earlier run with
+            the same network, optimizer, policy and strategy (see :func:`engine_key`).
+    """
     policy = instantiate(cfg.remainder)
     strategy = instantiate(cfg.strategy)  # before the data: bad hyperparameters fail first
     dataset = instantiate(cfg.data)
-    net = instantiate(cfg.model)(dataset.train.feature_shape, dataset.num_classes)
+    shape, classes = dataset.train.feature_shape, dataset.num_classes
+    net = instantiate(cfg.model)(shape, classes)  # the run's initial weights, under its seed
     k = int(cfg.train.accumulation_steps)
-    model = ShardModel(net, policy, accumulation_steps=k)
     # naive: Keras's own accumulation (equal weight per micro-batch) is the measured baseline.
     keras_accumulation = {} if policy.exact or k == 1 else {"gradient_accumulation_steps": k}
-    model.compile(
-        optimizer=instantiate(cfg.optimizer, **keras_accumulation),
-        steps_per_execution=int(cfg.train.steps_per_execution),
-    )
+
+    def make_optimizer():
+        return instantiate(cfg.optimizer, **keras_accumulation)
+
+    key = engine_key(cfg, shape, classes) if reuse_engine else None
+    engine = engine_for(key, lambda: Engine(net, make_optimizer, policy, accumulation_steps=k))
+    engine.start_run(net, seed=int(cfg.seed), feature_shape=shape, num_classes=classes)
     batch_size, epochs = int(cfg.train.batch_size), int(cfg.train.epochs)
     phases = strategy.phases(dataset, seed=int(cfg.seed), batch_size=batch_size, policy=policy)
     for phase in phases:
@@ -171,8 +189,9 @@ def build_trainer(cfg: DictConfig):
         sequential_boundaries(dataset.train.sizes, epochs, batch_size, policy), total
     )
     boundaries[-1] = total
+    steps_per_call = cfg.train.get("steps_per_call")
     trainer = Trainer(
-        model=model,
+        engine=engine,
         strategy=strategy,
         phases=phases,
         evaluator=Evaluator(
@@ -186,6 +205,7 @@ def build_trainer(cfg: DictConfig):
         seed=int(cfg.seed),
         verbose=int(cfg.train.verbose),
         reset_optimizer=bool(cfg.train.reset_optimizer),
+        steps_per_call=None if steps_per_call is None else int(steps_per_call),
     )
     return trainer, dataset, policy, strategy
 
@@ -299,7 +319,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
         summary = to_jsonable(summary)  # what is returned is exactly what summary.json holds
-        write_run_folder(out_dir, curves, summary, trainer.model.net)
+        write_run_folder(out_dir, curves, summary, trainer.net)
         return summary
 
 
@@ -308,6 +328,11 @@ def write_run_folder(out_dir: Path, curves: pd.DataFrame, summary: dict, net) ->
     write_with(out_dir / CURVES, lambda p: curves.to_parquet(p, index=False))
     if summary["status"] == "completed":  # a diverged network is not worth keeping
         write_with(out_dir / MODEL, net.save)
+    import matplotlib.pyplot as plt  # only here: training needs no plotting
+
+    from forgetbench.plots.curves import plot_shard_curves
+    from forgetbench.plots.style import save_figure
+
     fig = plot_shard_curves(
         curves,
         phases=pd.DataFrame(summary["phases"]),

@@ -1,9 +1,10 @@
 """tf.data input pipeline: a lazy index plan, sorted gathers, prefetched batches.
 
-Each batch is ``(features, labels, weights, stream)``: ``weights`` is 1 for a real sample and 0
-for a padding sample, so the train step can normalise by the real sample count; ``stream`` is 1
-for a sample of the phase's own data and 0 for padding and for samples added by ``extra`` (such
-as replayed ones), so ``samples_seen`` counts new data only and every strategy shares an x-axis.
+Each batch is a mapping of named columns (``forgetbench.batch``): ``x``, ``y``, ``weight`` (1
+for a real sample, 0 for padding, so the train step can normalise by the real sample count),
+``is_new`` (1 for a sample of the phase's own data, 0 for padding and for samples added by
+``extra`` such as replayed ones, so ``samples_seen`` counts new data only and every strategy
+shares an x-axis), and any column a plugin declares in ``columns``.
 
 Full batches are gathered several at a time (about ``gather_bytes`` per ``numpy_function``
 call, one gather over the union of their indices, read shard by shard in sorted order and
@@ -17,14 +18,14 @@ does not grow with the dataset.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
-import tensorflow as tf
 
+from forgetbench.batch import IS_NEW, WEIGHT, Column, X, Y
 from forgetbench.data.samplers import IndexPlan
-from forgetbench.train.remainder import RemainderPolicy
+from forgetbench.remainder import RemainderPolicy
 
 Gather = Callable[..., tuple[np.ndarray, np.ndarray]]
 ALIGNMENT = 64  # bytes: TensorFlow wraps aligned numpy arrays without copying them
@@ -43,7 +44,8 @@ def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
     return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
-Extra = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+Extra = Callable[[int, int], Mapping[str, np.ndarray]]
+Batches = dict[str, np.ndarray]
 
 
 def array_gather(x: np.ndarray, y: np.ndarray) -> Gather:
@@ -72,9 +74,11 @@ class Feed:
         batch_size: Samples per batch.
         policy: Remainder policy.
         feature_shape: Shape of one sample's features.
-        extra: Optional ``extra(epoch, b)`` returning ``extra_size`` samples ``(x, y)`` appended
-            to batch ``b`` (replay); the remainder policy applies to the combined batch.
+        extra: Optional ``extra(epoch, b)`` returning ``extra_size`` rows appended to batch
+            ``b`` (replay): a mapping with ``x``, ``y`` and any of ``columns``; the remainder
+            policy applies to the combined batch.
         extra_size: Samples ``extra`` adds to every batch.
+        columns: Columns beyond ``x, y, weight, is_new`` (a plugin's), by name.
         gather_bytes: Feature bytes read per gather call (several full batches at once); the
             batches are the same whatever its value.
     """
@@ -86,6 +90,7 @@ class Feed:
     feature_shape: tuple[int, ...]
     extra: Extra | None = None
     extra_size: int = 0
+    columns: Mapping[str, Column] = field(default_factory=dict)
     gather_bytes: int = 2**23
 
     @property
@@ -103,12 +108,21 @@ class Feed:
         """Real samples trained on in one epoch under the remainder policy."""
         return self.policy.samples_fed(self.num_samples, self.batch_size)
 
-    def batch(self, epoch: int, b: int) -> tuple[np.ndarray, ...]:
-        """Features, labels, weights and stream flags of batch ``b`` of an epoch."""
+    def batch(self, epoch: int, b: int) -> Batches:
+        """The columns of batch ``b`` of an epoch."""
         start = b * self.batch_size
         indices = self.plan.slice(epoch, start, min(start + self.batch_size, self.num_samples))
-        parts = self._batches(indices[None], epoch, b)
-        return tuple(part[0] for part in parts)
+        return {name: part[0] for name, part in self._batches(indices[None], epoch, b).items()}
+
+    def column_specs(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """Every column's per-sample shape and dtype, by name."""
+        core = {
+            X: (tuple(self.feature_shape), "float32"),
+            Y: ((), "int32"),
+            WEIGHT: ((), "float32"),
+            IS_NEW: ((), "float32"),
+        }
+        return {**core, **{k: (tuple(c.shape), c.dtype) for k, c in self.columns.items()}}
 
     @property
     def batches_per_call(self) -> int:
@@ -116,8 +130,8 @@ class Feed:
         row = 4 * int(np.prod(self.feature_shape, dtype=np.int64))
         return max(1, int(self.gather_bytes) // max(1, row * (self.batch_size + self.extra_size)))
 
-    def batches(self, epoch: int, first: int, count: int) -> tuple:
-        """Full batches ``first .. first + count - 1`` stacked: arrays of shape ``(count, ...)``.
+    def batches(self, epoch: int, first: int, count: int) -> Batches:
+        """Full batches ``first .. first + count - 1`` stacked: columns of shape ``(count, ...)``.
 
         Equal to stacking :meth:`batch` of each, with one sorted gather for all of them.
         """
@@ -125,7 +139,25 @@ class Feed:
         rows = self.plan.slice(epoch, first * size, (first + count) * size).reshape(count, size)
         return self._batches(rows, epoch, first)
 
-    def _batches(self, rows: np.ndarray, epoch: int, first: int) -> tuple:
+    def blocks(self, epoch: int) -> Iterator[tuple[int, int]]:
+        """``(first, count)`` of the blocks of an epoch.
+
+        Full batches by :attr:`batches_per_call`, then a partial last batch (kept or padded)
+        on its own.
+        """
+        full = self.num_samples // self.batch_size
+        for first in range(0, full, self.batches_per_call):
+            yield first, min(self.batches_per_call, full - first)
+        if self.batches_per_epoch > full:
+            yield full, 1
+
+    def block(self, epoch: int, first: int, count: int) -> Batches:
+        """Batches ``first .. first + count - 1`` of an epoch, stacked (one of :meth:`blocks`)."""
+        if first * self.batch_size + count * self.batch_size <= self.num_samples:
+            return self.batches(epoch, first, count)
+        return {name: part[None] for name, part in self.batch(epoch, first).items()}
+
+    def _batches(self, rows: np.ndarray, epoch: int, first: int) -> Batches:
         """Batches of the global indices in ``rows`` (one row per batch, full or partial)."""
         size, fs, count, first = rows.shape[1], tuple(self.feature_shape), len(rows), int(first)
         n = self.extra_size if self.extra is not None else 0
@@ -144,45 +176,54 @@ class Feed:
             y[:, :size] = np.reshape(ys, (count, size))
             x[:, size + n :] = 0.0
             y[:, size + n :] = 0
+        out = {X: x, Y: y}
+        for name, column in self.columns.items():
+            out[name] = aligned_empty((count, width, *column.shape), column.dtype)
+            out[name][...] = column.fill
         for j in range(count if n else 0):
-            x_extra, y_extra = self.extra(int(epoch), first + j)
-            if len(y_extra) != n or len(x_extra) != n:
-                raise ValueError(
-                    f"Feed.extra: expected {n} samples (extra_size) for batch {first + j}. "
-                    f"Received {len(x_extra)} features and {len(y_extra)} labels"
-                )
-            x[j, size : size + n] = x_extra
-            y[j, size : size + n] = y_extra
+            rows_extra = self.extra(int(epoch), first + j)
+            for name, values in rows_extra.items():
+                if name not in out or len(values) != n:
+                    raise ValueError(
+                        f"Feed.extra: expected {n} rows (extra_size) of columns "
+                        f"{sorted(out)} for batch {first + j}. Received column {name!r} "
+                        f"with {len(values)} rows"
+                    )
+                out[name][j, size : size + n] = values
         w = aligned_empty(y.shape, np.float32)
         w[:, : size + n] = 1.0
         w[:, size + n :] = 0.0
-        stream = aligned_empty(y.shape, np.float32)
-        stream[:, :size] = 1.0
-        stream[:, size:] = 0.0
-        return x, y, w, stream
+        is_new = aligned_empty(y.shape, np.float32)
+        is_new[:, :size] = 1.0
+        is_new[:, size:] = 0.0
+        return {**out, WEIGHT: w, IS_NEW: is_new}
 
-    def epoch(self, epoch: int) -> tf.data.Dataset:
-        """The batches of one epoch as a prefetched tf.data pipeline.
+    def epoch(self, epoch: int):
+        """The batches of one epoch as a prefetched tf.data pipeline (mappings of columns).
 
         Full batches come in blocks of :attr:`batches_per_call`, each computed (its slice of the
         plan, one gather) by one ``numpy_function`` call and split into batches by ``unbatch``;
         the pipeline itself holds only the block numbers. A partial last batch (kept or padded)
         follows on its own, gathered when the pipeline is built.
         """
+        import tensorflow as tf
+
         size, per_call = self.batch_size, self.batches_per_call
         full = self.num_samples // size
-        types = [tf.float32, tf.int32, tf.float32, tf.float32]
+        specs = self.column_specs()
+        names = list(specs)
         epoch_t = tf.constant(epoch, tf.int64)
 
         def call(epoch_, first):
-            return self.batches(epoch_, first, min(per_call, full - int(first)))
+            block = self.batches(epoch_, first, min(per_call, full - int(first)))
+            return [block[name] for name in names]
 
         def load_block(first):
-            x, y, w, stream = tf.numpy_function(call, [epoch_t, first], types)
-            x.set_shape((None, None, *self.feature_shape))
-            for t in (y, w, stream):
-                t.set_shape((None, None))
-            return x, y, w, stream
+            types = [tf.as_dtype(specs[name][1]) for name in names]
+            parts = tf.numpy_function(call, [epoch_t, first], types)
+            for name, part in zip(names, parts, strict=True):
+                part.set_shape((None, None, *specs[name][0]))
+            return dict(zip(names, parts, strict=True))
 
         dataset = (
             tf.data.Dataset.range(0, full, per_call)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -11,10 +13,15 @@ import tensorflow as tf
 
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.store import ShardStore
-from forgetbench.train.model import per_sample_loss
+from forgetbench.losses import per_sample_loss
 
 SCENARIOS = ("class_incremental", "task_incremental")
 UNROLL_BATCHES = 8  # up to this many evaluation batches are unrolled in the compiled graph
+MAX_CACHED_PASSES = 16
+# Compiled evaluation passes of this process, by network, forward, layout and shard structure:
+# runs of a sweep that share an engine (``train.engine.engine_for``) and their held-out split
+# structure reuse one XLA program. Values hold the network, so its id is never reused meanwhile.
+_PASSES: OrderedDict[tuple, tuple] = OrderedDict()
 
 
 def task_classes(dataset: ShardDataset, scenario: str) -> list[tuple[int, ...]] | None:
@@ -84,7 +91,11 @@ class Evaluator:
         self.jit_compile = bool(jit_compile)
         self._tensors = None
         self._fn = self._plain_fn = None
-        self._net = None
+        self._net = self._forward = None
+        self._structure = hashlib.sha256(
+            np.ascontiguousarray(self.shard).tobytes()
+            + repr((task_classes, self.x.shape, self.jit_compile)).encode()
+        ).hexdigest()
 
     def _allowed(self, num_classes: int) -> tf.Tensor | None:
         """``(num_shards, num_classes)`` booleans: the classes each shard is predicted among."""
@@ -108,47 +119,58 @@ class Evaluator:
             )
         return self._tensors
 
-    def _compiled(self, net: keras.Model):
-        if self._net is not net:
-            allowed = self._allowed(net.output_shape[-1])
-            n, num_shards = self.num_samples, self.num_shards
-            shard_ids = tf.constant(self.shard)
-
-            def evaluate_batch(x, y, shard):
-                logits = net(x, training=False)
-                if allowed is not None:  # a per-sample mask: the classes of its shard
-                    mask = tf.gather(allowed, shard)
-                    logits = tf.where(mask, logits, tf.constant(-np.inf, logits.dtype))
-                correct = tf.argmax(logits, axis=-1, output_type=tf.int32) == y
-                return tf.cast(correct, tf.float64), tf.cast(per_sample_loss(y, logits), tf.float64)
-
-            def evaluate_all(xs, ys, shards):
-                if xs.shape[0] <= UNROLL_BATCHES:  # a few batches: no loop in the graph
-                    parts = [evaluate_batch(xs[i], ys[i], shards[i]) for i in range(xs.shape[0])]
-                    correct = tf.concat([c for c, _ in parts], 0)
-                    losses = tf.concat([loss for _, loss in parts], 0)
-                else:
-                    correct = tf.TensorArray(tf.float64, size=xs.shape[0])
-                    losses = tf.TensorArray(tf.float64, size=xs.shape[0])
-                    for i in tf.range(xs.shape[0]):
-                        c, loss = evaluate_batch(xs[i], ys[i], shards[i])
-                        correct = correct.write(i, c)
-                        losses = losses.write(i, loss)
-                    correct, losses = correct.concat(), losses.concat()
-                per_sample = tf.stack([correct[:n], losses[:n]], axis=1)
-                # (num_shards, 2): correct predictions and summed losses, in sample order.
-                return tf.math.unsorted_segment_sum(per_sample, shard_ids, num_shards)
-
-            self._fn = tf.function(evaluate_all, jit_compile=self.jit_compile)
-            self._plain_fn, self._net = tf.function(evaluate_all), net
+    def _compiled(self, net: keras.Model, forward: Callable | None):
+        if self._net is net and self._forward is forward:
+            return self._fn
+        key = (id(net), id(forward), self._structure)
+        cached = _PASSES.pop(key, None)
+        if cached is None:
+            cached = (*self._build(net, forward), net, forward)
+        _PASSES[key] = cached
+        while len(_PASSES) > MAX_CACHED_PASSES:
+            _PASSES.popitem(last=False)
+        self._fn, self._plain_fn, self._net, self._forward = cached
         return self._fn
 
-    def _sums(self, net: keras.Model) -> np.ndarray:
+    def _build(self, net: keras.Model, forward: Callable | None):
+        """The compiled pass (XLA) and its plain-graph fallback for ``net``."""
+        allowed = self._allowed(net.output_shape[-1])
+        n, num_shards = self.num_samples, self.num_shards
+        shard_ids = tf.constant(self.shard)
+
+        def evaluate_batch(x, y, shard):
+            logits = net(x, training=False) if forward is None else forward(x, shard)
+            if allowed is not None:  # a per-sample mask: the classes of its shard
+                mask = tf.gather(allowed, shard)
+                logits = tf.where(mask, logits, tf.constant(-np.inf, logits.dtype))
+            correct = tf.argmax(logits, axis=-1, output_type=tf.int32) == y
+            return tf.cast(correct, tf.float64), tf.cast(per_sample_loss(y, logits), tf.float64)
+
+        def evaluate_all(xs, ys, shards):
+            if xs.shape[0] <= UNROLL_BATCHES:  # a few batches: no loop in the graph
+                parts = [evaluate_batch(xs[i], ys[i], shards[i]) for i in range(xs.shape[0])]
+                correct = tf.concat([c for c, _ in parts], 0)
+                losses = tf.concat([loss for _, loss in parts], 0)
+            else:
+                correct = tf.TensorArray(tf.float64, size=xs.shape[0])
+                losses = tf.TensorArray(tf.float64, size=xs.shape[0])
+                for i in tf.range(xs.shape[0]):
+                    c, loss = evaluate_batch(xs[i], ys[i], shards[i])
+                    correct = correct.write(i, c)
+                    losses = losses.write(i, loss)
+                correct, losses = correct.concat(), losses.concat()
+            per_sample = tf.stack([correct[:n], losses[:n]], axis=1)
+            # (num_shards, 2): correct predictions and summed losses, in sample order.
+            return tf.math.unsorted_segment_sum(per_sample, shard_ids, num_shards)
+
+        return tf.function(evaluate_all, jit_compile=self.jit_compile), tf.function(evaluate_all)
+
+    def _sums(self, net: keras.Model, forward: Callable | None) -> np.ndarray:
         """``(num_shards, 2)`` correct predictions and summed losses, compiled with XLA if it can.
 
         A network XLA cannot compile is evaluated by the plain graph from then on.
         """
-        fn = self._compiled(net)
+        fn = self._compiled(net, forward)
         try:
             return fn(*self._data()).numpy()
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
@@ -159,11 +181,20 @@ class Evaluator:
                 str(error).splitlines()[0],
             )
             self._fn = self._plain_fn
+            key = (id(net), id(forward), self._structure)
+            if key in _PASSES:
+                _PASSES[key] = (self._plain_fn, self._plain_fn, net, forward)
             return self._fn(*self._data()).numpy()
 
-    def __call__(self, net: keras.Model) -> list[dict]:
-        """Per-shard ``eval_shard``, ``accuracy``, ``loss`` and ``n_eval`` records."""
-        sums = self._sums(net)
+    def __call__(self, net: keras.Model, forward: Callable | None = None) -> list[dict]:
+        """Per-shard ``eval_shard``, ``accuracy``, ``loss`` and ``n_eval`` records.
+
+        Args:
+            net: The network (its logits are evaluated unless ``forward`` is given).
+            forward: ``forward(x, shard_ids) -> logits``, routing each held-out sample by its
+                shard (a per-shard network or head); ``None``: ``net(x)``.
+        """
+        sums = self._sums(net, forward)
         acc = sums[:, 0] / self.counts
         mean_loss = sums[:, 1] / self.counts
         return [

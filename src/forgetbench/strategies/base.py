@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from forgetbench.context import PluginContext
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.feed import Feed
-from forgetbench.train.remainder import RemainderPolicy
-
-if TYPE_CHECKING:
-    from forgetbench.train.trainer import Trainer
+from forgetbench.remainder import RemainderPolicy
 
 
 @dataclass
@@ -33,16 +30,22 @@ class Phase:
 class Plugin:
     """A mitigation that hooks into a strategy's lifecycle (replay, EWC); all hooks do nothing.
 
-    Plugins compose: a strategy runs every plugin's hook in the order given.
+    Hooks receive the run's :class:`~forgetbench.context.PluginContext` (network, optimizer,
+    phase, seed streams, memories, and the extension points of the train step). Plugins
+    compose: a strategy runs every plugin's hook in the order given.
     """
 
-    def setup(self, trainer: Trainer) -> None:
-        """Called once before training, before the train step is traced (create variables)."""
+    def setup(self, ctx: PluginContext) -> None:
+        """Called once before training, before the train step is traced.
 
-    def before_phase(self, trainer: Trainer, phase: Phase) -> None:
-        """Called before the first epoch of ``phase`` (may replace ``phase.feed``)."""
+        Create graph variables (``ctx.variable``) and register loss terms, penalties,
+        gradient transforms and after-update hooks here.
+        """
 
-    def after_phase(self, trainer: Trainer, phase: Phase) -> None:
+    def before_phase(self, ctx: PluginContext, phase: Phase) -> None:
+        """Called before the first epoch of ``phase`` (may replace its feed or the network)."""
+
+    def after_phase(self, ctx: PluginContext, phase: Phase) -> None:
         """Called after the last epoch of ``phase``."""
 
     def summary(self) -> dict:
@@ -71,20 +74,20 @@ class Strategy:
         """The training phases of a run, in order."""
         raise NotImplementedError
 
-    def setup(self, trainer: Trainer) -> None:
+    def setup(self, ctx: PluginContext) -> None:
         """Runs every plugin's ``setup``."""
         for plugin in self.plugins.values():
-            plugin.setup(trainer)
+            plugin.setup(ctx)
 
-    def before_phase(self, trainer: Trainer, phase: Phase) -> None:
+    def before_phase(self, ctx: PluginContext, phase: Phase) -> None:
         """Runs every plugin's ``before_phase``."""
         for plugin in self.plugins.values():
-            plugin.before_phase(trainer, phase)
+            plugin.before_phase(ctx, phase)
 
-    def after_phase(self, trainer: Trainer, phase: Phase) -> None:
+    def after_phase(self, ctx: PluginContext, phase: Phase) -> None:
         """Runs every plugin's ``after_phase``."""
         for plugin in self.plugins.values():
-            plugin.after_phase(trainer, phase)
+            plugin.after_phase(ctx, phase)
 
     def summary(self) -> dict:
         """Strategy-specific entries for ``summary.json``: one entry per plugin."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.feed import Feed
 from forgetbench.data.samplers import CrossShardPlan
+from forgetbench.remainder import RemainderPolicy
 from forgetbench.strategies.base import Phase, Strategy
-from forgetbench.train.remainder import RemainderPolicy
 
 
 class CrossShard(Strategy):

@@ -14,6 +14,8 @@ number of samples.
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -24,14 +26,25 @@ FISHER_VARIANTS = ("empirical", "exact")
 MODES = ("separate", "online")
 
 
+_FISHER_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def fisher_function(net: keras.Model, variant: str):
     """A compiled ``(x, y, mask) -> [sum_i mask_i * per-sample squared gradient]`` for ``net``.
 
     Per-sample gradients come from one vectorised Jacobian (``pfor``); ``mask`` zeroes padding
-    rows, so every batch has the same shape and the function is traced once.
+    rows, so every batch has the same shape and the function is traced once per network and
+    variant in a process (runs that share an engine share it).
     """
     if variant not in FISHER_VARIANTS:
         raise ValueError(f"EWC fisher: expected one of {FISHER_VARIANTS}. Received {variant!r}")
+    functions = _FISHER_FUNCTIONS.setdefault(net, {})
+    if variant not in functions:
+        functions[variant] = _fisher_function(net, variant)
+    return functions[variant]
+
+
+def _fisher_function(net: keras.Model, variant: str):
     variables = net.trainable_variables
 
     @tf.function(reduce_retracing=True)
@@ -141,16 +154,16 @@ class EWC(Plugin):
         self.phases_seen = 0
         self._fisher_fn = None
 
-    def setup(self, trainer) -> None:
+    def setup(self, ctx) -> None:
         """Creates zeroed penalty variables (fixed structure: the train step is traced once)."""
-        self._variables = trainer.model.net.trainable_variables
-        shapes = [v.shape for v in self._variables]
-        self.weight = [keras.Variable(np.zeros(s, np.float32), trainable=False) for s in shapes]
-        self.anchor = [keras.Variable(np.zeros(s, np.float32), trainable=False) for s in shapes]
-        self.constant = keras.Variable(0.0, trainable=False)
+        self._variables = ctx.net.trainable_variables
+        shapes = [tuple(v.shape) for v in self._variables]
+        self.weight = [ctx.variable(f"ewc/weight_{i}", np.zeros(s)) for i, s in enumerate(shapes)]
+        self.anchor = [ctx.variable(f"ewc/anchor_{i}", np.zeros(s)) for i, s in enumerate(shapes)]
+        self.constant = ctx.variable("ewc/constant", np.zeros(()))
         self._sums = [[np.zeros(s) for s in shapes] for _ in range(3)]  # A, B, C in float64
-        self.seed = trainer.seed
-        trainer.model.penalties.append(self.penalty)
+        self.seed = ctx.seed
+        ctx.add_penalty("ewc", self.penalty)
 
     def penalty(self) -> tf.Tensor:
         """``(lambda / 2) * (sum_i A_i (theta_i - m_i)^2 + c)``."""
@@ -184,13 +197,13 @@ class EWC(Plugin):
             m.assign(mean.astype(np.float32))
         self.constant.assign(max(constant, 0.0))
 
-    def after_phase(self, trainer, phase: Phase) -> None:
+    def after_phase(self, ctx, phase: Phase) -> None:
         """Estimates the shard's Fisher on its samples and folds it into the penalty."""
         feed = phase.feed
         # The first samples of epoch 0's order: a uniform random subset under the shuffled plans.
         idx = np.sort(feed.plan.slice(0, 0, min(self.fisher_samples, feed.num_samples)))
         x, y = feed.gather(idx)
-        net = trainer.model.net
+        net = ctx.net
         if self._fisher_fn is None:
             self._fisher_fn = fisher_function(net, self.fisher)
         new = fisher_diagonal(

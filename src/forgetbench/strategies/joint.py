@@ -5,8 +5,8 @@ from __future__ import annotations
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.feed import Feed, array_gather
 from forgetbench.data.samplers import ShuffledPlan
+from forgetbench.remainder import RemainderPolicy
 from forgetbench.strategies.base import Phase, Strategy
-from forgetbench.train.remainder import RemainderPolicy
 
 
 class Joint(Strategy):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from forgetbench.batch import X, Y
 from forgetbench.strategies.base import Phase, Plugin
 from forgetbench.strategies.replay_buffer import ClassBalancedBuffer, ReservoirBuffer
 
@@ -77,17 +78,17 @@ class Replay(Plugin):
         self.seed = 0
         self.log: list[dict] = []
 
-    def setup(self, trainer) -> None:
+    def setup(self, ctx) -> None:
         """Creates the empty buffer for the dataset's feature shape."""
-        shape = trainer.phases[0].feed.feature_shape
-        self.buffer = WRITE_POLICIES[self.write](self.capacity, shape)
-        self.seed = trainer.seed
+        self.buffer = WRITE_POLICIES[self.write](self.capacity, ctx.feature_shape)
+        ctx.memories["replay"] = self.buffer
+        self.seed = ctx.seed
 
     def replay_size(self, batch_size: int) -> int:
         """Replayed samples per batch of ``batch_size`` current samples."""
         return int(self.size) if self.size is not None else int(round(self.ratio * batch_size))
 
-    def before_phase(self, trainer, phase: Phase) -> None:
+    def before_phase(self, ctx, phase: Phase) -> None:
         """Attaches replay draws from the buffer to the phase's batches."""
         x, y, _ = self.buffer.items()
         n = min(len(y), self.replay_size(phase.feed.batch_size))
@@ -95,14 +96,14 @@ class Replay(Plugin):
         if n == 0:
             return
 
-        def draw(epoch: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        def draw(epoch: int, b: int) -> dict[str, np.ndarray]:
             rng = np.random.default_rng(draw_seed(self.seed, phase.index, epoch, b))
             idx = np.sort(rng.choice(len(y), size=n, replace=False))
-            return x[idx], y[idx]
+            return {X: x[idx], Y: y[idx]}
 
         phase.feed = dataclasses.replace(phase.feed, extra=draw, extra_size=n)
 
-    def after_phase(self, trainer, phase: Phase) -> None:
+    def after_phase(self, ctx, phase: Phase) -> None:
         """Streams the phase's own samples (first-epoch order, by chunks) into the buffer."""
         feed = phase.feed
         rng = np.random.default_rng(write_seed(self.seed, phase.index))

@@ -1,70 +1,73 @@
-"""Runs a strategy's phases with ``model.fit``, evaluating on an interval of real samples."""
+"""Runs a strategy's phases through the engine, evaluating at exact sample counts."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from forgetbench.batch import IS_NEW
+from forgetbench.data.feed import Feed
 from forgetbench.eval.evaluator import Evaluator
 from forgetbench.strategies.base import Phase, Strategy
-from forgetbench.train.model import ShardModel
+from forgetbench.train.engine import Engine
 
 
-class EvaluationSchedule(keras.callbacks.Callback):
-    """Stops on a non-finite loss; otherwise evaluates whenever an evaluation point is due.
+def prefetched_blocks(feed: Feed, epochs: int) -> Iterator[tuple[int, int, int, dict]]:
+    """``(epoch, first, count, arrays)`` of every block of a phase, one gathered ahead.
 
-    An evaluation due at an epoch's last batch waits for ``on_epoch_end``, after the model has
-    applied a partly filled accumulation group (``ShardModel.flush``): a phase boundary is then
-    measured on the model the phase ends with, not on one an update behind.
+    A background thread gathers the next block while the engine trains on the current one
+    (TensorFlow releases the GIL while it runs). Blocks depend on ``(epoch, first, count)`` and
+    the phase's feed alone, so what is gathered ahead is what would be gathered later.
     """
-
-    def __init__(self, trainer: Trainer) -> None:
-        super().__init__()
-        self.trainer = trainer
-
-    def on_train_batch_end(self, batch, logs=None):
-        """Checks the loss, then evaluates once the samples seen reach the next due point."""
-        if not self.trainer.check_finite(logs or {}):
-            return
-        steps = self.params.get("steps")
-        if steps is None or batch + 1 < steps:  # the last batch: see on_epoch_end
-            self.trainer.evaluate_if_due()
-
-    def on_epoch_end(self, epoch, logs=None):
-        """Applies a partly filled accumulation group, then evaluates if a point is due."""
-        if self.trainer.diverged is None:
-            self.trainer.model.flush()
-            self.trainer.evaluate_if_due()
+    order = [(e, first, count) for e in range(epochs) for first, count in feed.blocks(e)]
+    if not order:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgetbench-gather") as pool:
+        pending = pool.submit(feed.block, *order[0])
+        for i, (epoch, first, count) in enumerate(order):
+            arrays = pending.result()
+            if i + 1 < len(order):
+                pending = pool.submit(feed.block, *order[i + 1])
+            yield epoch, first, count, arrays
 
 
 @dataclass
 class Trainer:
-    """Trains ``model`` through the ``phases`` of ``strategy`` and records evaluations.
+    """Trains through the ``phases`` of ``strategy`` and records evaluations.
 
     Evaluation happens at initialisation, every ``every_samples`` real training samples, at each
-    phase boundary of the sequential feed (``boundaries``), and at the end.
+    phase boundary of the sequential feed (``boundaries``), and at the end. Every batch between
+    two evaluation points runs in one compiled call; an evaluation due at an epoch's last batch
+    waits for the epoch's partly filled accumulation group to be applied, so a phase boundary
+    is measured on the model the phase ends with.
 
     Attributes:
-        model: The model with the sample-weighted train step.
-        strategy: The strategy whose hooks run around each phase.
+        engine: Network, optimizer and the compiled training loop.
+        strategy: The strategy whose plugin hooks run around each phase.
         phases: The phases to train, in order.
         evaluator: Evaluates the network on every shard's held-out split.
         epochs: Passes over each phase's feed.
         every_samples: Evaluation interval in real training samples.
         boundaries: Real samples seen at each phase boundary (sequential feed).
         seed: The run's seed (for plugins' random draws).
-        reset_optimizer: Zero the optimizer's state (moments, step count) before every phase
-            after the first; by default the state carries over, as reference libraries do.
-        verbose: Keras progress display (0 silent, 1 progress bar, 2 one line per epoch).
+        reset_optimizer: Return the optimizer to its initial state (moments, step count)
+            before every phase after the first; by default the state carries over.
+        verbose: Progress display (0 silent, 1 progress bar, 2 one line per epoch).
+        steps_per_call: Most batches one compiled call trains (``None``: every batch up to the
+            next evaluation point); control returns to Python (progress, interrupts) between
+            calls. Results do not depend on it.
         records: The evaluation records so far.
         train_log: Training loss, accuracy and penalty of every (phase, epoch).
         diverged: Where training stopped on a non-finite loss or weights, else ``None``.
     """
 
-    model: ShardModel
+    engine: Engine
     strategy: Strategy
     phases: list[Phase]
     evaluator: Evaluator
@@ -74,20 +77,26 @@ class Trainer:
     seed: int = 0
     verbose: int = 0
     reset_optimizer: bool = False
+    steps_per_call: int | None = None
     records: list[dict] = field(default_factory=list)
     diverged: dict | None = None
     train_log: list[dict] = field(default_factory=list)
     eval_seconds: float = 0.0
+    ctx: object = None
     _phase: Phase | None = None
     _epoch: int = 0
     _next_boundary: int = 0
     _last_eval: int = -1
-    _last_finite_loss: float | None = None
+
+    @property
+    def net(self) -> keras.Model:
+        """The network being trained."""
+        return self.engine.net
 
     @property
     def samples_seen(self) -> int:
         """Real training samples seen so far."""
-        return int(self.model.samples_seen.numpy())
+        return int(self.engine.samples_seen.numpy())
 
     def _due(self) -> int:
         next_regular = (max(self._last_eval, 0) // self.every_samples + 1) * self.every_samples
@@ -95,38 +104,18 @@ class Trainer:
             return min(next_regular, int(self.boundaries[self._next_boundary]))
         return next_regular
 
-    def check_finite(self, logs: dict) -> bool:
-        """Records divergence and stops ``fit`` if the loss or penalty is not finite."""
-        values = [float(logs[k]) for k in ("loss", "penalty") if k in logs]
-        if all(np.isfinite(values)):
-            if "loss" in logs:
-                self._last_finite_loss = float(logs["loss"])
-            return True
-        self._diverge("non-finite training loss")
-        return False
-
     def _diverge(self, reason: str) -> None:
         self.diverged = {
             "reason": reason,
-            "step": int(self.model.batches_seen.numpy()),
+            "step": int(self.engine.batches_seen.numpy()),
             "samples_seen": self.samples_seen,
             "phase": None if self._phase is None else self._phase.index,
-            "last_finite_loss": self._last_finite_loss,
+            "last_finite_loss": self.engine.last_finite_loss,
         }
-        self.model.stop_training = True
 
-    def _weights_finite(self) -> bool:
-        return all(np.isfinite(w).all() for w in self.model.net.get_weights())
-
-    def _reset_optimizer(self) -> None:
-        """Zeroes the optimizer's state (step count, moments); its learning rate stays."""
-        for v in self.model.optimizer.variables:
-            if v.name != "learning_rate":  # a hyperparameter held as a variable, not state
-                v.assign(np.zeros(v.shape, dtype=v.dtype))
-
-    def evaluate_if_due(self) -> None:
+    def evaluate_if_due(self, seen: int | None = None) -> None:
         """Evaluates if the samples seen reached the next interval or boundary."""
-        seen = self.samples_seen
+        seen = self.samples_seen if seen is None else seen
         if seen >= self._due():
             self.evaluate(seen)
 
@@ -141,12 +130,12 @@ class Trainer:
             return
         start = time.perf_counter()
         point = {
-            "step": int(self.model.batches_seen.numpy()),
+            "step": int(self.engine.batches_seen.numpy()),
             "samples_seen": seen,
             "epoch": self._epoch,
             "train_shard": None if self._phase is None else self._phase.train_shard,
         }
-        self.records.extend({**point, **rec} for rec in self.evaluator(self.model.net))
+        self.records.extend({**point, **rec} for rec in self._evaluate_now())
         self._last_eval = seen
         while (
             self._next_boundary < len(self.boundaries)
@@ -155,41 +144,102 @@ class Trainer:
             self._next_boundary += 1
         self.eval_seconds += time.perf_counter() - start
 
+    def _evaluate_now(self) -> list[dict]:
+        forward = None if self.ctx is None else self.ctx.evaluation_forward
+        return self.evaluator(self.engine.net, forward=forward)
+
+    def _steps_until_due(self, new: np.ndarray, seen: int) -> int:
+        """Batches of ``new`` (new samples per batch) until an evaluation is due (at least 1)."""
+        need = self._due() - seen
+        reached = np.searchsorted(np.cumsum(new), need, side="left") + 1
+        steps = int(min(max(reached, 1), len(new)))
+        return steps if self.steps_per_call is None else min(steps, int(self.steps_per_call))
+
+    def _callbacks(self, hook: str, *args) -> None:
+        for callback in self.ctx.callbacks:
+            getattr(callback, hook)(*args)
+
+    def _train_epochs(self, phase: Phase) -> bool:
+        """Trains every epoch of ``phase``; returns ``False`` if training diverged."""
+        feed, engine = phase.feed, self.engine
+        epoch, seen, progress = -1, self.samples_seen, None
+        blocks = prefetched_blocks(feed, self.epochs)
+        for block_epoch, first, count, arrays in blocks:
+            if block_epoch != epoch:
+                epoch = self._epoch = block_epoch
+                engine.reset_epoch()
+                self._callbacks("on_epoch_begin", epoch)
+                progress = self._progress(phase, epoch, feed.batches_per_epoch)
+            tensors = {name: tf.convert_to_tensor(column) for name, column in arrays.items()}
+            new = arrays[IS_NEW].sum(axis=1).astype(np.int64)
+            epoch_ends = first + count == feed.batches_per_epoch
+            position = 0
+            while position < count:
+                stop = position + self._steps_until_due(new[position:], seen)
+                end, finite = engine.run(tensors, position, stop)
+                seen += int(new[position:end].sum())
+                position = end
+                if not finite:
+                    blocks.close()
+                    self._diverge("non-finite training loss")
+                    return False
+                if progress is not None:
+                    progress.update(first + position, list(engine.epoch_logs().items()))
+                if not (epoch_ends and position == count):  # see the epoch end below
+                    self.evaluate_if_due(seen)
+            if epoch_ends and not self._end_epoch(phase, epoch, seen):
+                blocks.close()
+                return False
+        return True
+
+    def _end_epoch(self, phase: Phase, epoch: int, seen: int) -> bool:
+        """Applies a partly filled group, checks the weights, evaluates if due, logs."""
+        self.engine.flush()
+        if not self.engine.weights_finite():
+            self._diverge("non-finite weights")
+            return False
+        self.evaluate_if_due(seen)
+        logs = self.engine.epoch_logs()
+        self.train_log.append({"phase": phase.index, "epoch": epoch, **logs})
+        self._callbacks("on_epoch_end", epoch, logs)
+        return True
+
+    def _progress(self, phase: Phase, epoch: int, batches: int) -> keras.utils.Progbar | None:
+        if not self.verbose:
+            return None
+        shard = "all shards" if phase.train_shard is None else f"shard {phase.train_shard}"
+        print(f"Phase {phase.index} ({shard}), epoch {epoch + 1}/{self.epochs}")
+        names = ["loss", "accuracy", "penalty"]
+        return keras.utils.Progbar(batches, verbose=self.verbose, stateful_metrics=names)
+
     def train(self) -> float:
         """Trains every phase; returns the wall seconds spent training (evaluation excluded).
 
-        Stops at once, without evaluating a broken model again, when the loss or the weights
+        Stops at once, without evaluating a broken model again, when a loss or the weights
         stop being finite (see ``diverged``).
         """
-        self.strategy.setup(self)
+        self.ctx = self.ctx or self.engine.ctx
+        self.ctx.attach(lambda: self.samples_seen, self._evaluate_now)
+        self.strategy.setup(self.ctx)
+        self.engine.bind()
         self.evaluate()  # before the clock: its time (tracing included) is not training's
-        callbacks = [EvaluationSchedule(self)]
+        for callback in self.ctx.callbacks:
+            callback.set_model(self.engine.net)
+        self._callbacks("on_train_begin")
         start, eval_before = time.perf_counter(), self.eval_seconds
 
         def train_seconds() -> float:
             return time.perf_counter() - start - (self.eval_seconds - eval_before)
 
         for phase in self.phases:
-            self._phase = phase
+            self._phase = self.ctx.phase = phase
             if self.reset_optimizer and phase.index > 0:
-                self._reset_optimizer()
-            self.strategy.before_phase(self, phase)
-            for epoch in range(self.epochs):
-                self._epoch = epoch
-                history = self.model.fit(
-                    phase.feed.epoch(epoch),
-                    initial_epoch=epoch,
-                    epochs=epoch + 1,
-                    shuffle=False,
-                    verbose=self.verbose,
-                    callbacks=callbacks,
-                )  # EvaluationSchedule.on_epoch_end has applied a partly filled group
-                if self.diverged is None and not self._weights_finite():
-                    self._diverge("non-finite weights")
-                if self.diverged is not None:
-                    return train_seconds()
-                logs = {k: float(v[-1]) for k, v in history.history.items()}
-                self.train_log.append({"phase": phase.index, "epoch": epoch, **logs})
-            self.strategy.after_phase(self, phase)
+                self.engine.reset_optimizer_state()
+            self.strategy.before_phase(self.ctx, phase)
+            self.engine.bind()
+            if not self._train_epochs(phase):
+                return train_seconds()
+            self.strategy.after_phase(self.ctx, phase)
         self.evaluate()
+        self._callbacks("on_train_end")
         return train_seconds()

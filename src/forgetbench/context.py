@@ -1,0 +1,201 @@
+"""What a plugin sees of a run: the narrow context its hooks receive, and its extension points.
+
+A plugin never touches the trainer. Its hooks (``setup``, ``before_phase``, ``after_phase``)
+receive a :class:`PluginContext`: the network, the optimizer, the current phase, the run's
+seed and random streams, named memories, and the ways into the compiled train step:
+
+- :meth:`PluginContext.add_loss_term`: a per-sample loss term from the batch, the logits and
+  (optionally) a frozen teacher's logits, weighted by a batch column, summed and normalised
+  like the data loss (so every remainder policy and exact accumulation stay exact for it);
+- :meth:`PluginContext.add_penalty`: a term of the parameters alone, once per update (EWC);
+- :meth:`PluginContext.add_gradient_transform`: changes the update's gradient before the
+  optimizer applies it (A-GEM);
+- :meth:`PluginContext.add_after_update`: runs in the graph after every update with the
+  parameters before and after it and the gradient of the per-sample losses alone (SI);
+- :meth:`PluginContext.teacher` / :meth:`PluginContext.freeze_teacher`: a frozen copy of the
+  network whose logits loss terms can use (LwF), refreshed without retracing the step;
+- :meth:`PluginContext.replace_network`: a new network at a phase start (new variables, a fresh
+  optimizer state for them, a retraced step), and :meth:`PluginContext.set_evaluation_forward`
+  to route each held-out shard to its own network or head (progressive networks);
+- :meth:`PluginContext.add_callback`: Keras-style callbacks (train and epoch hooks).
+
+Graph state (anything the step reads) comes from :meth:`PluginContext.variable`: runs of a
+sweep that share a network shape reuse one traced step, and the step reads the variables it was
+traced with, which ``variable`` hands out again (reset) to every later run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from forgetbench.batch import WEIGHT
+
+PLUGIN_STREAM = 3  # last entry of plugins' seed lists: no epoch order or replay stream shares it
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    """A per-sample loss term added to the data loss.
+
+    Attributes:
+        name: Unique name (shown in errors; part of the traced step's identity).
+        fn: ``fn(batch, logits, teacher_logits) -> (batch_size,)`` per-sample values;
+            ``teacher_logits`` is ``None`` unless ``needs_teacher``.
+        weight_column: The batch column weighting each sample's value (``weight`` by default;
+            padding has 0 there). The weighted sum is normalised like the data loss.
+        needs_teacher: Compute the frozen teacher's logits for the batch.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    weight_column: str = WEIGHT
+    needs_teacher: bool = False
+
+
+class EngineHooks(Protocol):
+    """What the training engine provides to a context (implemented by ``train.engine``)."""
+
+    net: Any
+    optimizer: Any
+
+    def variable(self, name: str, initial: np.ndarray) -> Any: ...  # noqa: D102
+    def teacher(self) -> Any: ...  # noqa: D102
+    def freeze_teacher(self) -> None: ...  # noqa: D102
+    def replace_network(self, net: Any) -> None: ...  # noqa: D102
+
+
+class PluginContext:
+    """The run as a plugin sees it; see the module docstring for the extension points.
+
+    Attributes:
+        seed: The run's seed.
+        feature_shape: Shape of one sample's features.
+        num_classes: Number of output logits.
+        phase: The phase being trained (set before ``before_phase``), else ``None``.
+        memories: Named memories a plugin keeps (reported and, later, checkpointed).
+    """
+
+    def __init__(
+        self,
+        engine: EngineHooks,
+        *,
+        seed: int,
+        feature_shape: Sequence[int],
+        num_classes: int,
+        samples_seen: Callable[[], int] = lambda: 0,
+        evaluate: Callable[[], list[dict]] | None = None,
+    ) -> None:
+        self._engine = engine
+        self.seed = int(seed)
+        self.feature_shape = tuple(feature_shape)
+        self.num_classes = int(num_classes)
+        self.phase = None
+        self.memories: dict[str, Any] = {}
+        self.loss_terms: list[LossTerm] = []
+        self.penalties: list[tuple[str, Callable]] = []
+        self.gradient_transforms: list[tuple[str, Callable]] = []
+        self.after_update: list[tuple[str, Callable]] = []
+        self.callbacks: list[Any] = []
+        self.evaluation_forward: Callable | None = None
+        self._samples_seen = samples_seen
+        self._evaluate = evaluate
+
+    def attach(self, samples_seen: Callable[[], int], evaluate: Callable[[], list[dict]]) -> None:
+        """Connects the trainer's sample count and evaluation (called by the trainer)."""
+        self._samples_seen, self._evaluate = samples_seen, evaluate
+
+    @property
+    def net(self):
+        """The network being trained (``keras.Model`` returning logits)."""
+        return self._engine.net
+
+    @property
+    def optimizer(self):
+        """The optimizer applying updates to ``net``'s trainable variables."""
+        return self._engine.optimizer
+
+    @property
+    def samples_seen(self) -> int:
+        """Real new training samples seen so far."""
+        return self._samples_seen()
+
+    def evaluate(self) -> list[dict]:
+        """Per-shard held-out records of the network now (not added to the curves)."""
+        if self._evaluate is None:
+            raise RuntimeError("PluginContext.evaluate: this context has no evaluator")
+        return self._evaluate()
+
+    def variable(self, name: str, initial) -> Any:
+        """A graph variable ``name`` holding ``initial``.
+
+        The same object is handed, reset to ``initial``, to every run that reuses the step.
+        """
+        return self._engine.variable(name, np.asarray(initial))
+
+    def rng(self, *keys: int) -> np.random.Generator:
+        """A random stream for ``keys`` (for example phase, epoch, purpose).
+
+        Seeded ``[seed, *keys, PLUGIN_STREAM]``: distinct from epoch orders and replay streams.
+        """
+        return np.random.default_rng([self.seed, *(int(k) for k in keys), PLUGIN_STREAM])
+
+    def add_loss_term(self, term: LossTerm) -> None:
+        """Adds a per-sample loss term (see :class:`LossTerm`)."""
+        self.loss_terms.append(term)
+
+    def add_penalty(self, name: str, fn: Callable[[], Any]) -> None:
+        """Adds ``fn() -> scalar``, a term of the parameters alone, once per update."""
+        self.penalties.append((name, fn))
+
+    def add_gradient_transform(self, name: str, fn: Callable) -> None:
+        """Adds ``fn(grads, variables) -> grads``, run on every update's gradient.
+
+        Transforms run in order, after the penalties' gradients are added, just before the
+        optimizer applies the update.
+        """
+        self.gradient_transforms.append((name, fn))
+
+    def add_after_update(self, name: str, fn: Callable) -> None:
+        """Adds ``fn(before, after, sample_grads)``, run in the graph after every update.
+
+        ``before`` and ``after`` are the parameter values around the update; ``sample_grads``
+        the gradient of the per-sample losses alone (data loss and loss terms, no penalty) that
+        the update was made from.
+        """
+        self.after_update.append((name, fn))
+
+    def add_callback(self, callback) -> None:
+        """Adds a Keras-style callback (``on_train_begin/end``, ``on_epoch_begin/end``)."""
+        self.callbacks.append(callback)
+
+    def teacher(self):
+        """The frozen teacher network (created on first use, a copy of ``net``'s weights)."""
+        return self._engine.teacher()
+
+    def freeze_teacher(self) -> None:
+        """Copies the network's current weights into the teacher (no retrace)."""
+        self._engine.freeze_teacher()
+
+    def replace_network(self, net) -> None:
+        """Trains ``net`` from now on: a fresh optimizer state for it and a retraced step."""
+        self._engine.replace_network(net)
+
+    def set_evaluation_forward(self, fn: Callable | None) -> None:
+        """Evaluates with ``fn(x, shard_ids) -> logits`` instead of ``net(x)``.
+
+        Routes each held-out sample by its shard; ``None`` restores the default.
+        """
+        self.evaluation_forward = fn
+
+    def signature(self) -> tuple:
+        """What the traced step depends on: the names of the registered graph parts."""
+        return (
+            tuple((t.name, t.weight_column, t.needs_teacher) for t in self.loss_terms),
+            tuple(name for name, _ in self.penalties),
+            tuple(name for name, _ in self.gradient_transforms),
+            tuple(name for name, _ in self.after_update),
+        )

@@ -1,0 +1,390 @@
+"""The training engine: one compiled loop runs every batch between two evaluation points.
+
+Batches come in blocks (a mapping of named columns, each ``(batches, batch_size, ...)``);
+:meth:`Engine.run` trains batches ``start .. stop - 1`` of a block inside one ``tf.while_loop``
+and stops early, after the batch, when a loss or penalty stops being finite. There is no
+``fit()``: no per-epoch set-up, no per-step Python round trip, and one trace per block layout
+(shapes are left open), shared by every phase and epoch and, through :func:`engine_for`, by
+every run of a process whose network, optimizer, policy and plugins are the same.
+
+Exact policies (``policy.exact``): the loss of an update is ``sum_i w_i l_i / sum_i w_i`` over
+its real samples (padding has ``w = 0``), where ``l_i`` is the data loss plus every plugin loss
+term (each weighted by its own column). With ``accumulation_steps = k > 1`` the gradient of
+``sum_i w_i l_i`` and the count ``sum_i w_i`` of each micro-batch are accumulated and applied
+once per ``k`` micro-batches as ``sum / count`` (one step on their concatenation);
+:meth:`Engine.flush` applies a partly filled group at every epoch end. ``naive``: each batch's
+loss is divided by its length and accumulation is the optimizer's own
+``gradient_accumulation_steps`` (Keras's behaviour, the measured baseline).
+
+Every update goes through :meth:`Engine._apply_update`, the one place where updates are made:
+penalty gradients (once per update) are added, gradient transforms run, the optimizer applies,
+after-update hooks run.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from forgetbench.batch import IS_NEW, WEIGHT, X, Y
+from forgetbench.context import PluginContext
+from forgetbench.losses import per_sample_loss
+from forgetbench.remainder import RemainderPolicy
+
+MAX_CACHED_ENGINES = 8
+
+
+def _zeros_like_variable(v) -> tf.Variable:
+    return tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
+
+
+class Engine:
+    """Network, optimizer and the compiled training loop of a run.
+
+    Args:
+        net: The network mapping features to class logits (saved as ``model.keras``).
+        make_optimizer: Returns a new optimizer (called again when the network is replaced).
+        policy: Remainder policy.
+        accumulation_steps: Micro-batches per optimizer update (``k >= 1``).
+    """
+
+    def __init__(
+        self,
+        net: keras.Model,
+        make_optimizer: Callable[[], keras.optimizers.Optimizer],
+        policy: RemainderPolicy,
+        accumulation_steps: int = 1,
+    ) -> None:
+        if int(accumulation_steps) < 1:
+            raise ValueError(
+                "Invalid config value train.accumulation_steps="
+                f"{accumulation_steps!r}. Expected an integer >= 1."
+            )
+        self.policy = policy
+        self.accumulation_steps = int(accumulation_steps)
+        self.exact_accumulation = policy.exact and self.accumulation_steps > 1
+        self.make_optimizer = make_optimizer
+        # Plain ``tf.Variable``s: one graph op per ``assign_add``.
+        self.samples_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_seen")
+        self.batches_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_seen")
+        # Epoch sums: data loss, real samples, correct predictions, penalty, micro-batches.
+        self._sums = [tf.Variable(0.0, trainable=False) for _ in range(5)]
+        self._last_finite_loss = tf.Variable(np.nan, dtype=tf.float32, trainable=False)
+        self._variables: dict[str, tf.Variable] = {}
+        self._teacher = None
+        self._bound: tuple | None = None
+        self._set_network(net)
+        self.ctx = PluginContext(
+            self, seed=0, feature_shape=net.input_shape[1:], num_classes=net.output_shape[-1]
+        )
+
+    # -- state ----------------------------------------------------------------------------
+
+    def _set_network(self, net: keras.Model) -> None:
+        self.net = net
+        self.optimizer = self.make_optimizer()
+        self.optimizer.build(net.trainable_variables)
+        self._optimizer_start = [v.numpy() for v in self.optimizer.variables]
+        if self.exact_accumulation:
+            self._grad_sums = [_zeros_like_variable(v) for v in net.trainable_variables]
+            self._acc_count = tf.Variable(0.0, trainable=False, name="accumulated_samples")
+            self._acc_micro = tf.Variable(0, dtype=tf.int64, trainable=False, name="micro")
+        self._functions: dict = {}
+        self._flush_fn = self._finite_fn = None
+
+    def start_run(self, net: keras.Model, **context) -> PluginContext:
+        """Resets the engine for a new run starting from ``net``'s weights; returns its context.
+
+        ``net`` is a freshly built network of the same architecture (its initial weights, drawn
+        under the run's seed); the engine's own network takes its values, so traced functions
+        are reused. Optimizer, counters, accumulators and plugin variables start afresh.
+        """
+        if net is not self.net:
+            for mine, fresh in zip(self.net.variables, net.variables, strict=True):
+                mine.assign(fresh)
+        self.reset_optimizer_state()
+        for v in (self.samples_seen, self.batches_seen):
+            v.assign(0)
+        self._last_finite_loss.assign(np.nan)
+        if self.exact_accumulation:
+            self._reset_accumulators()
+        self.reset_epoch()
+        self.ctx = PluginContext(self, **context)
+        return self.ctx
+
+    def bind(self) -> None:
+        """Fixes the plugins' registrations; a change from the traced ones drops the traces."""
+        signature = self.ctx.signature()
+        if signature != self._bound:
+            self._functions, self._flush_fn = {}, None
+            self._bound = signature
+
+    def variable(self, name: str, initial: np.ndarray) -> tf.Variable:
+        """A plugin's graph variable, the same object for every run (reset to ``initial``)."""
+        v = self._variables.get(name)
+        if v is None or tuple(v.shape) != initial.shape:
+            v = tf.Variable(initial.astype(np.float32, copy=False), trainable=False, name=name)
+            self._variables[name] = v
+            self._functions, self._flush_fn = {}, None
+        else:
+            v.assign(initial.astype(np.float32, copy=False))
+        return v
+
+    def teacher(self) -> keras.Model:
+        """The frozen teacher (made on first use as a copy of the network)."""
+        if self._teacher is None:
+            self.freeze_teacher()
+        return self._teacher
+
+    def freeze_teacher(self) -> None:
+        """Copies the network's weights into the teacher.
+
+        A teacher of another architecture (after a network replacement) is made anew, which
+        retraces the step.
+        """
+        shapes = [tuple(v.shape) for v in self.net.variables]
+        if self._teacher is None or shapes != [tuple(v.shape) for v in self._teacher.variables]:
+            self._teacher = keras.models.clone_model(self.net)
+            self._teacher.trainable = False
+            self._functions, self._flush_fn = {}, None
+        for t, v in zip(self._teacher.variables, self.net.variables, strict=True):
+            t.assign(v)
+
+    def replace_network(self, net: keras.Model) -> None:
+        """Trains ``net`` from now on (fresh optimizer and accumulators; retraced step).
+
+        The teacher, if any, stays as it was frozen.
+        """
+        self._set_network(net)
+
+    def reset_optimizer_state(self) -> None:
+        """Returns the optimizer to its initial state (no steps, zero moments, the set rate)."""
+        for v, start in zip(self.optimizer.variables, self._optimizer_start, strict=True):
+            v.assign(start)
+
+    def reset_epoch(self) -> None:
+        """Zeroes the epoch's loss, accuracy and penalty sums."""
+        for s in self._sums:
+            s.assign(0.0)
+
+    def epoch_logs(self) -> dict:
+        """The epoch's mean data loss and accuracy per real sample, and mean penalty per step."""
+        loss, count, correct, penalty, steps = (float(s.numpy()) for s in self._sums)
+        return {
+            "loss": loss / max(count, 1.0),
+            "accuracy": correct / max(count, 1.0),
+            "penalty": penalty / max(steps, 1.0),
+        }
+
+    @property
+    def last_finite_loss(self) -> float | None:
+        """The epoch's running mean loss at the last batch whose loss was finite."""
+        value = float(self._last_finite_loss.numpy())
+        return None if np.isnan(value) else value
+
+    def _reset_accumulators(self) -> None:
+        for acc in self._grad_sums:
+            acc.assign(tf.zeros_like(acc), read_value=False)
+        self._acc_count.assign(0.0, read_value=False)
+        self._acc_micro.assign(0, read_value=False)
+
+    # -- the graph ------------------------------------------------------------------------
+
+    def _penalty(self) -> tf.Tensor:
+        terms = [fn() for _, fn in self.ctx.penalties] + list(self.net.losses)
+        return tf.add_n([tf.zeros(()), *terms])
+
+    @property
+    def _has_penalty(self) -> bool:
+        return bool(self.ctx.penalties or self.net.losses)
+
+    def _forward(self, batch):
+        """Logits, real-sample count, data-loss sum and plugin-term sum of one micro-batch."""
+        x, y, w = batch[X], batch[Y], batch[WEIGHT]
+        logits = self.net(x, training=True)
+        teacher_logits = None
+        if any(t.needs_teacher for t in self.ctx.loss_terms):
+            teacher_logits = tf.stop_gradient(self._teacher(x, training=False))
+        data_total = tf.reduce_sum(per_sample_loss(y, logits) * w)
+        terms = [
+            tf.reduce_sum(t.fn(batch, logits, teacher_logits) * batch[t.weight_column])
+            for t in self.ctx.loss_terms
+        ]
+        term_total = tf.add_n(terms) if terms else None
+        return logits, tf.reduce_sum(w), data_total, term_total
+
+    def _apply_update(self, sample_grads) -> tf.Tensor:
+        """The one place updates are made; returns the penalty at the update's start."""
+        variables = self.net.trainable_variables
+        grads = list(sample_grads)
+        penalty = tf.zeros(())
+        if self._has_penalty:
+            with tf.GradientTape() as tape:
+                penalty = self._penalty()
+            penalty_grads = tape.gradient(penalty, variables)
+            grads = [g if p is None else g + p for g, p in zip(grads, penalty_grads, strict=True)]
+        for _, transform in self.ctx.gradient_transforms:
+            grads = list(transform(grads, variables))
+        before = [tf.identity(v) for v in variables] if self.ctx.after_update else None
+        self.optimizer.apply(grads, variables)
+        if before is not None:
+            after = [tf.identity(v) for v in variables]
+            for _, hook in self.ctx.after_update:
+                hook(before, after, list(sample_grads))
+        return penalty
+
+    def _step(self, batch) -> tf.Tensor:
+        """One micro-batch; returns whether its loss and penalty are finite."""
+        variables = self.net.trainable_variables
+        with tf.GradientTape() as tape:
+            logits, count, data_total, term_total = self._forward(batch)
+            sample_total = data_total if term_total is None else data_total + term_total
+            if not self.exact_accumulation:
+                exact = self.policy.exact
+                size = count if exact else tf.cast(tf.shape(batch[WEIGHT])[0], count.dtype)
+                objective = sample_total / tf.maximum(size, 1.0)
+        if self.exact_accumulation:
+            grads = tape.gradient(sample_total, variables)
+            for acc, g in zip(self._grad_sums, grads, strict=True):
+                acc.assign_add(g, read_value=False)
+            self._acc_count.assign_add(count, read_value=False)
+            micro = self._acc_micro.assign_add(1)
+            tf.cond(
+                micro >= self.accumulation_steps, self._apply_accumulated, lambda: tf.constant(True)
+            )
+            penalty = self._penalty() if self._has_penalty else tf.zeros(())
+        else:
+            penalty = self._apply_update(tape.gradient(objective, variables))
+        return self._track(batch, logits, count, data_total, sample_total, penalty)
+
+    def _apply_accumulated(self) -> tf.Tensor:
+        count = tf.maximum(self._acc_count, 1.0)
+        self._apply_update([s / count for s in self._grad_sums])
+        self._reset_accumulators()
+        return tf.constant(True)
+
+    def _track(self, batch, logits, count, data_total, sample_total, penalty) -> tf.Tensor:
+        y, w = batch[Y], batch[WEIGHT]
+        correct = tf.cast(tf.argmax(logits, axis=-1, output_type=y.dtype) == y, w.dtype)
+        loss_sum, count_sum, correct_sum, penalty_sum, steps = self._sums
+        loss_sum.assign_add(data_total, read_value=False)
+        count_sum.assign_add(count, read_value=False)
+        correct_sum.assign_add(tf.reduce_sum(correct * w), read_value=False)
+        penalty_sum.assign_add(penalty, read_value=False)
+        steps.assign_add(1.0, read_value=False)
+        new = tf.cast(tf.reduce_sum(batch[IS_NEW]), tf.int64)
+        self.samples_seen.assign_add(new, read_value=False)
+        self.batches_seen.assign_add(1, read_value=False)
+        finite = tf.math.is_finite(sample_total) & tf.math.is_finite(penalty)
+        mean = loss_sum / tf.maximum(count_sum, 1.0)
+        self._last_finite_loss.assign(
+            tf.where(finite, mean, self._last_finite_loss), read_value=False
+        )
+        return finite
+
+    def _loop(self, block, start, stop):
+        def body(i, finite):
+            return i + 1, self._step({name: column[i] for name, column in block.items()})
+
+        return tf.while_loop(
+            lambda i, finite: finite & (i < stop),
+            body,
+            (start, tf.constant(True)),
+            parallel_iterations=1,  # each step depends on the last: no iterations to overlap
+        )
+
+    def _function(self, block):
+        self.bind()  # registrations changed since the last trace: trace again
+        layout = tuple((name, v.dtype, tuple(v.shape[2:])) for name, v in sorted(block.items()))
+        fn = self._functions.get(layout)
+        if fn is None:
+            spec = {
+                name: tf.TensorSpec((None, None, *shape), dtype) for name, dtype, shape in layout
+            }
+            scalar = tf.TensorSpec((), tf.int32)
+            fn = tf.function(self._loop, input_signature=[spec, scalar, scalar])
+            self._functions[layout] = fn
+        return fn
+
+    # -- running --------------------------------------------------------------------------
+
+    def run(self, block: dict, start: int, stop: int) -> tuple[int, bool]:
+        """Trains batches ``start .. stop - 1`` of ``block`` (tensors, one row per batch).
+
+        Returns:
+            The index after the last batch trained, and whether every loss and penalty was
+            finite (if not, training stopped right after the batch where it stopped being).
+        """
+        end, finite = self._function(block)(block, tf.constant(start), tf.constant(stop))
+        return int(end), bool(finite)
+
+    def train_epoch(self, feed, epoch: int = 0) -> dict:
+        """Trains one epoch of ``feed`` without evaluation; returns the epoch's logs.
+
+        Applies a partly filled group at the end; stops early if a loss stops being finite.
+        """
+        self.reset_epoch()
+        for first, count in feed.blocks(epoch):
+            block = feed.block(epoch, first, count)
+            tensors = {name: tf.convert_to_tensor(column) for name, column in block.items()}
+            if not self.run(tensors, 0, count)[1]:
+                break
+        self.flush()
+        return self.epoch_logs()
+
+    def flush(self) -> bool:
+        """Applies a partly filled accumulation group; returns whether an update was made.
+
+        Called at the end of every epoch, so no accumulated gradient crosses an epoch or shard
+        boundary. A no-op without exact accumulation.
+        """
+        if not self.exact_accumulation:
+            return False
+        if self._flush_fn is None:
+            self._flush_fn = tf.function(
+                lambda: tf.cond(
+                    self._acc_micro > 0, self._apply_accumulated, lambda: tf.constant(False)
+                )
+            )
+        return bool(self._flush_fn())
+
+    def weights_finite(self) -> bool:
+        """Whether every weight of the network is finite (one compiled reduction)."""
+        if self._finite_fn is None:
+            weights = self.net.weights
+            self._finite_fn = tf.function(
+                lambda: tf.reduce_all(
+                    [tf.reduce_all(tf.math.is_finite(tf.cast(w, tf.float32))) for w in weights]
+                )
+            )
+        return bool(self._finite_fn())
+
+
+_ENGINES: OrderedDict[str, Engine] = OrderedDict()
+
+
+def engine_for(key: str | None, build: Callable[[], Engine]) -> Engine:
+    """The process's engine for ``key``, built once (``key=None``: always a new one).
+
+    The least recently used beyond ``MAX_CACHED_ENGINES`` are dropped.
+
+    Runs with one key share the traced loop, the evaluator's compiled pass and their graph
+    variables: the key must cover everything the graph depends on (network, shapes, optimizer,
+    remainder policy, accumulation, strategy and its hyperparameters).
+    """
+    if key is None:
+        return build()
+    engine = _ENGINES.pop(key, None) or build()
+    _ENGINES[key] = engine
+    while len(_ENGINES) > MAX_CACHED_ENGINES:
+        _ENGINES.popitem(last=False)
+    return engine
+
+
+def clear_engines() -> None:
+    """Forgets every cached engine."""
+    _ENGINES.clear()

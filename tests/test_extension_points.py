@@ -1,0 +1,268 @@
+"""Each extension point of the engine, exercised by a test plugin on a tiny model, against
+expectations computed by hand (one SGD or Adam step on a logistic regression)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from omegaconf import open_dict
+
+from forgetbench.batch import Column
+from forgetbench.context import LossTerm
+from forgetbench.data.feed import Feed, array_gather
+from forgetbench.data.samplers import FixedPlan
+from forgetbench.losses import per_sample_loss
+from forgetbench.remainder import RemainderPolicy
+from forgetbench.run import build_trainer
+from forgetbench.strategies.base import Plugin
+from forgetbench.train.engine import Engine
+from forgetbench.train.models import logreg, mlp
+
+pytestmark = pytest.mark.usefixtures("keras_session")
+
+WEIGHTED, PAD = RemainderPolicy("weighted"), RemainderPolicy("pad", pad_partial=True)
+N, B, DIM, CLASSES, LR = 37, 8, 3, 3, 0.1
+
+
+def make_data(n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, DIM)).astype(np.float32), rng.integers(0, CLASSES, n)
+
+
+def scales(n=N, seed=5):
+    """A per-sample weight column for the loss term (0 for some rows)."""
+    s = np.random.default_rng(seed).random(n).astype(np.float32)
+    s[::4] = 0.0
+    return s
+
+
+def feed_with_column(x, y, s, policy, batch_size):
+    """A feed whose own rows carry the column ``s`` (as a plugin's extra column would)."""
+
+    def gather(indices, out=None):
+        return array_gather(x, y)(indices, out)
+
+    feed = Feed(
+        gather=gather,
+        plan=FixedPlan(np.arange(len(y))),
+        batch_size=batch_size,
+        policy=policy,
+        feature_shape=(DIM,),
+        columns={"scale": Column()},
+    )
+    original = feed._batches
+
+    def batches(rows, epoch, first):
+        out = original(rows, epoch, first)
+        own = np.sort(rows, axis=1)
+        out["scale"][:, : own.shape[1]] = s[own]
+        return out
+
+    feed._batches = batches
+    return feed
+
+
+def squared_logits(batch, logits, teacher_logits):
+    return 0.5 * tf.reduce_sum(tf.square(logits), axis=-1)
+
+
+def optimizer_of(name):
+    return {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[name](learning_rate=LR)
+
+
+def engine(policy=WEIGHTED, k=1, optimizer="sgd", seed=0):
+    keras.utils.set_random_seed(seed)
+    return Engine(logreg((DIM,), CLASSES), lambda: optimizer_of(optimizer), policy, k)
+
+
+def reference_step(weights, x, y, s, optimizer="sgd", extra_grad=None):
+    """One step on the mean over all samples of CE + s * 0.5 |z|^2, computed directly."""
+    net = logreg((DIM,), CLASSES)
+    net.set_weights(weights)
+    with tf.GradientTape() as tape:
+        logits = net(x)
+        per_sample = per_sample_loss(y, logits) + s * 0.5 * tf.reduce_sum(tf.square(logits), -1)
+        loss = tf.reduce_mean(per_sample)
+    grads = tape.gradient(loss, net.trainable_variables)
+    if extra_grad is not None:
+        grads = extra_grad(grads)
+    optimizer_of(optimizer).apply(grads, net.trainable_variables)
+    return net.get_weights(), grads
+
+
+def assert_close(actual, expected, rtol=1e-5):
+    for a, e in zip(actual, expected, strict=True):
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("policy", [WEIGHTED, PAD], ids=["weighted", "pad"])
+def test_loss_term_accumulated_over_micro_batches_equals_one_step_on_their_concatenation(
+    policy, optimizer
+):
+    x, y = make_data()
+    s = scales()
+    model = engine(policy, k=5, optimizer=optimizer)  # 5 micro-batches: one update
+    w0 = model.net.get_weights()
+    model.ctx.add_loss_term(LossTerm("squared_logits", squared_logits, weight_column="scale"))
+    model.train_epoch(feed_with_column(x, y, s, policy, B))
+    expected, _ = reference_step(w0, x, y, s, optimizer)
+    assert int(model.optimizer.iterations.numpy()) == 1
+    assert_close(model.net.get_weights(), expected)
+
+
+def test_loss_term_in_a_single_step_is_normalised_like_the_data_loss():
+    x, y = make_data()
+    s = scales()
+    model = engine()
+    w0 = model.net.get_weights()
+    model.ctx.add_loss_term(LossTerm("squared_logits", squared_logits, weight_column="scale"))
+    model.train_epoch(feed_with_column(x, y, s, WEIGHTED, N))  # one batch of everything
+    expected, _ = reference_step(w0, x, y, s)
+    assert_close(model.net.get_weights(), expected)
+
+
+def test_gradient_transform_changes_the_update_before_the_optimizer():
+    # Doubling the kernel's gradient and zeroing the bias's: one SGD step moves the kernel by
+    # 2 * lr * g and leaves the bias where it was.
+    x, y = make_data()
+    model = engine()
+    w0 = model.net.get_weights()
+    model.ctx.add_gradient_transform(
+        "double_kernel_freeze_bias", lambda grads, variables: [2 * grads[0], 0 * grads[1]]
+    )
+    model.train_epoch(feed_with_column(x, y, np.zeros(N, np.float32), WEIGHTED, N))
+    expected, _ = reference_step(w0, x, y, 0.0, extra_grad=lambda g: [2 * g[0], 0 * g[1]])
+    assert_close(model.net.get_weights(), expected)
+    np.testing.assert_array_equal(model.net.get_weights()[1], w0[1])
+    _, grads = reference_step(w0, x, y, 0.0)
+    assert np.abs(grads[1].numpy()).sum() > 0  # the bias would have moved without it
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_after_update_hook_sees_the_parameters_and_the_data_gradient_alone(k):
+    # A penalty pulls every weight towards 1: the update includes its gradient, the hook's
+    # gradient does not.
+    x, y = make_data()
+    model = engine(k=k)
+    w0 = model.net.get_weights()
+    net = model.net
+    seen = {
+        name: [model.ctx.variable(f"probe/{name}_{i}", np.zeros(w.shape)) for i, w in enumerate(w0)]
+        for name in ("before", "after", "grad")
+    }
+    calls = model.ctx.variable("probe/calls", np.zeros(()))
+
+    def penalty():
+        return 0.5 * tf.add_n([tf.reduce_sum(tf.square(v - 1.0)) for v in net.trainable_variables])
+
+    def hook(before, after, grads):
+        for name, values in (("before", before), ("after", after), ("grad", grads)):
+            for var, value in zip(seen[name], values, strict=True):
+                var.assign(value)
+        calls.assign_add(1.0)
+
+    model.ctx.add_penalty("pull", penalty)
+    model.ctx.add_after_update("probe", hook)
+    model.train_epoch(feed_with_column(x, y, np.zeros(N, np.float32), WEIGHTED, N if k == 1 else B))
+    _, data_grads = reference_step(w0, x, y, 0.0)
+    expected, _ = reference_step(
+        w0, x, y, 0.0, extra_grad=lambda g: [gi + (w - 1.0) for gi, w in zip(g, w0, strict=True)]
+    )
+    assert float(calls.numpy()) == 1.0
+    assert_close([v.numpy() for v in seen["before"]], w0)
+    assert_close([v.numpy() for v in seen["after"]], expected)
+    assert_close([v.numpy() for v in seen["grad"]], [g.numpy() for g in data_grads])
+    assert_close(model.net.get_weights(), expected)
+
+
+class ExtensionProbe(Plugin):
+    """Freezes a teacher after phase 0 and distils towards it; replaces the network at phase 2
+    and routes evaluation of the last shard to the new network; counts epoch callbacks."""
+
+    def __init__(self) -> None:
+        self.phase_end_weights: list[list[np.ndarray]] = []
+        self.teacher_at_phase_start: list[list[np.ndarray]] = []
+        self.epochs_ended = 0
+        self.old_net = None
+
+    def setup(self, ctx) -> None:
+        probe = self
+
+        class Count(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                probe.epochs_ended += 1
+
+        ctx.add_callback(Count())
+        ctx.teacher()
+        ctx.add_loss_term(
+            LossTerm(
+                "distil",
+                lambda batch, z, z_old: 0.1 * tf.reduce_sum(tf.square(z - z_old), -1),
+                needs_teacher=True,
+            )
+        )
+
+    def before_phase(self, ctx, phase) -> None:
+        self.teacher_at_phase_start.append(ctx.teacher().get_weights())
+        if phase.index == 2:
+            self.old_net = ctx.net
+            keras.utils.set_random_seed(99)
+            ctx.replace_network(mlp(ctx.feature_shape, ctx.num_classes, hidden=(5,)))
+            old, new, last = self.old_net, ctx.net, phase.train_shard
+
+            def forward(x, shard):
+                return tf.where((shard == last)[:, None], new(x), old(x))
+
+            ctx.set_evaluation_forward(forward)
+
+    def after_phase(self, ctx, phase) -> None:
+        self.phase_end_weights.append(ctx.net.get_weights())
+        ctx.freeze_teacher()
+
+
+def test_teacher_replacement_routing_and_callbacks_in_a_run(tiny_cfg):
+    cfg = tiny_cfg("train.epochs=2")
+    with open_dict(cfg):
+        cfg.strategy.plugins = {"probe": {"_target_": "test_extension_points.ExtensionProbe"}}
+    trainer, *_ = build_trainer(cfg)
+    trainer.train()
+    probe = trainer.strategy.plugins["probe"]
+    assert probe.epochs_ended == 3 * 2
+    # The teacher used while training phase p is the network as phase p - 1 ended.
+    for p in (1, 2):
+        assert_close(probe.teacher_at_phase_start[p], probe.phase_end_weights[p - 1], rtol=0)
+    # After the replacement, the old network is frozen where phase 1 left it; the new one
+    # trained with a fresh optimizer (its step count is phase 2's updates only).
+    assert_close(probe.old_net.get_weights(), probe.phase_end_weights[1], rtol=0)
+    assert trainer.net is not probe.old_net
+    phase2 = trainer.phases[2].feed.batches_per_epoch * 2
+    assert int(trainer.engine.optimizer.iterations.numpy()) == phase2
+    # Evaluation routes the last shard to the new network, the others to the old one.
+    final, evaluator = trainer.records[-3:], trainer.evaluator
+    n = evaluator.num_samples
+    x = evaluator.x.reshape(-1, evaluator.x.shape[-1])[:n]
+    y, shard = evaluator.y.ravel()[:n], evaluator.shard
+    for record in final:
+        j = record["eval_shard"]
+        net = trainer.net if j == 2 else probe.old_net
+        predicted = np.argmax(net(x[shard == j]).numpy(), -1)
+        assert record["accuracy"] == pytest.approx(np.mean(predicted == y[shard == j]))
+
+
+def test_a_reused_engine_gives_the_curves_of_a_fresh_one(tiny_cfg):
+    # Runs of one engine key share the traced step: seed 0, seed 1, seed 0 again in one
+    # process; the repeated run and a run on a fresh engine record the same curves.
+    def records(seed, reuse=True):
+        keras.utils.set_random_seed(seed)
+        trainer, *_ = build_trainer(tiny_cfg("strategy=ewc", f"seed={seed}"), reuse_engine=reuse)
+        trainer.train()
+        return trainer, [(r["samples_seen"], r["accuracy"], r["loss"]) for r in trainer.records]
+
+    first, a = records(0)
+    second, b = records(1)
+    third, c = records(0)
+    fresh, d = records(0, reuse=False)
+    assert first.engine is second.engine is third.engine is not fresh.engine
+    assert a == c == d
+    assert a != b
