@@ -163,7 +163,13 @@ class Evaluator:
             # (num_shards, 2): correct predictions and summed losses, in sample order.
             return tf.math.unsorted_segment_sum(per_sample, shard_ids, num_shards)
 
-        return tf.function(evaluate_all, jit_compile=self.jit_compile), tf.function(evaluate_all)
+        # Concrete functions: a call skips tf.function's argument matching.
+        specs = [tf.TensorSpec(t.shape, t.dtype) for t in self._data()]
+        compiled = tf.function(evaluate_all, jit_compile=self.jit_compile)
+        return (
+            compiled.get_concrete_function(*specs),
+            tf.function(evaluate_all).get_concrete_function(*specs),
+        )
 
     def _sums(self, net: keras.Model, forward: Callable | None) -> np.ndarray:
         """``(num_shards, 2)`` correct predictions and summed losses, compiled with XLA if it can.

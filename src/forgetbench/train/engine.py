@@ -306,7 +306,10 @@ class Engine:
                 name: tf.TensorSpec((None, None, *shape), dtype) for name, dtype, shape in layout
             }
             scalar = tf.TensorSpec((), tf.int32)
+            # A concrete function: calling it skips tf.function's argument matching (about
+            # half of a call's Python cost).
             fn = tf.function(self._loop, input_signature=[spec, scalar, scalar])
+            fn = fn.get_concrete_function()
             self._functions[layout] = fn
         return fn
 
@@ -345,11 +348,12 @@ class Engine:
         if not self.exact_accumulation:
             return False
         if self._flush_fn is None:
+            self.bind()
             self._flush_fn = tf.function(
                 lambda: tf.cond(
                     self._acc_micro > 0, self._apply_accumulated, lambda: tf.constant(False)
                 )
-            )
+            ).get_concrete_function()
         return bool(self._flush_fn())
 
     def weights_finite(self) -> bool:
@@ -360,7 +364,7 @@ class Engine:
                 lambda: tf.reduce_all(
                     [tf.reduce_all(tf.math.is_finite(tf.cast(w, tf.float32))) for w in weights]
                 )
-            )
+            ).get_concrete_function()
         return bool(self._finite_fn())
 
 
