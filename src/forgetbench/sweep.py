@@ -18,7 +18,13 @@ from forgetbench.results.io import SUMMARY, write_with
 ERROR = "error.txt"
 # Config keys that say where files go or how much is printed, not what is computed: left out of
 # sweep folder names and of run ids (conf/config.yaml's hydra exclude_keys lists them too).
-SETTINGS_ONLY = ("paths", "train.verbose", "data.cache_dir", "data.convert_cache")
+SETTINGS_ONLY = (
+    "paths",
+    "train.verbose",
+    "train.steps_per_call",
+    "data.cache_dir",
+    "data.convert_cache",
+)
 MAX_NAME = 120
 
 
