@@ -8,7 +8,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
 .PHONY: install demo test test-slow lint format clean
-.PHONY: bench
+.PHONY: bench bench-peers
 
 install: $(STAMP)
 
@@ -37,6 +37,16 @@ bench: install
 	$(BIN)/python bench/training.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/grid.py
+
+# Peer benchmark against Avalanche 0.6.0 (bench/peers/: its own venv, CPU torch): 10 to 20
+# minutes on 2 cores, plus about 3 minutes and 1.5 GB for the first install. Options for
+# run.py go in PEERS_ARGS, e.g. make bench-peers PEERS_ARGS="--forgetbench-ref HEAD --rounds 1".
+bench-peers: install
+	test -x bench/peers/.venv/bin/python || $(PYTHON) -m venv bench/peers/.venv
+	cmp -s bench/peers/requirements.txt bench/peers/.venv/.requirements || { \
+		bench/peers/.venv/bin/python -m pip install --quiet --no-deps -r bench/peers/requirements.txt && \
+		cp bench/peers/requirements.txt bench/peers/.venv/.requirements; }
+	$(BIN)/python bench/peers/run.py $(PEERS_ARGS)
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
