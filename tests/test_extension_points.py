@@ -251,18 +251,27 @@ def test_teacher_replacement_routing_and_callbacks_in_a_run(tiny_cfg):
 
 
 def test_a_reused_engine_gives_the_curves_of_a_fresh_one(tiny_cfg):
-    # Runs of one engine key share the traced step: seed 0, seed 1, seed 0 again in one
-    # process; the repeated run and a run on a fresh engine record the same curves.
-    def records(seed, reuse=True):
-        keras.utils.set_random_seed(seed)
-        trainer, *_ = build_trainer(tiny_cfg("strategy=ewc", f"seed={seed}"), reuse_engine=reuse)
+    # Runs of one engine key share the network and the traced steps (one per plugin signature
+    # and plugin config): strategies, seeds and an EWC lambda alternate in one process; every
+    # run records the curves a fresh engine records.
+    def records(*overrides, reuse=True):
+        cfg = tiny_cfg(*overrides)
+        keras.utils.set_random_seed(int(cfg.seed))
+        trainer, *_ = build_trainer(cfg, reuse_engine=reuse)
         trainer.train()
         return trainer, [(r["samples_seen"], r["accuracy"], r["loss"]) for r in trainer.records]
 
-    first, a = records(0)
-    second, b = records(1)
-    third, c = records(0)
-    fresh, d = records(0, reuse=False)
-    assert first.engine is second.engine is third.engine is not fresh.engine
-    assert a == c == d
-    assert a != b
+    sequence = [
+        ("strategy=ewc", "seed=0"),
+        ("strategy=sequential", "seed=1"),
+        ("strategy=ewc", "seed=0", "strategy.plugins.ewc.lam=1"),
+        ("strategy=replay", "seed=0"),
+        ("strategy=ewc", "seed=0"),
+    ]
+    shared = [records(*overrides) for overrides in sequence]
+    assert len({id(trainer.engine) for trainer, _ in shared}) == 1
+    for overrides, (_, curves) in zip(sequence, shared, strict=True):
+        fresh_trainer, fresh = records(*overrides, reuse=False)
+        assert fresh_trainer.engine is not shared[0][0].engine
+        assert curves == fresh, overrides
+    assert shared[0][1] == shared[4][1] != shared[2][1]  # lambda 100 vs 1: other curves

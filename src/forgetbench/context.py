@@ -26,7 +26,8 @@ traced with, which ``variable`` hands out again (reset) to every later run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -88,6 +89,7 @@ class PluginContext:
         num_classes: int,
         samples_seen: Callable[[], int] = lambda: 0,
         evaluate: Callable[[], list[dict]] | None = None,
+        plugin_configs: Mapping[str, str] | None = None,
     ) -> None:
         self._engine = engine
         self.seed = int(seed)
@@ -103,6 +105,9 @@ class PluginContext:
         self.evaluation_forward: Callable | None = None
         self._samples_seen = samples_seen
         self._evaluate = evaluate
+        self._plugin_configs = dict(plugin_configs or {})
+        self._owner: str | None = None
+        self._owners: list[tuple[str, str | None]] = []
 
     def attach(self, samples_seen: Callable[[], int], evaluate: Callable[[], list[dict]]) -> None:
         """Connects the trainer's sample count and evaluation (called by the trainer)."""
@@ -143,12 +148,30 @@ class PluginContext:
         """
         return np.random.default_rng([self.seed, *(int(k) for k in keys), PLUGIN_STREAM])
 
+    @contextmanager
+    def owned_by(self, plugin: str):
+        """Registrations made in the block belong to ``plugin``.
+
+        The plugin's config joins the step's identity, so a trace is never reused with other
+        hyperparameters.
+        """
+        previous, self._owner = self._owner, plugin
+        try:
+            yield self
+        finally:
+            self._owner = previous
+
+    def _register(self, kind: str) -> None:
+        self._owners.append((kind, self._owner))
+
     def add_loss_term(self, term: LossTerm) -> None:
         """Adds a per-sample loss term (see :class:`LossTerm`)."""
+        self._register("loss_term")
         self.loss_terms.append(term)
 
     def add_penalty(self, name: str, fn: Callable[[], Any]) -> None:
         """Adds ``fn() -> scalar``, a term of the parameters alone, once per update."""
+        self._register("penalty")
         self.penalties.append((name, fn))
 
     def add_gradient_transform(self, name: str, fn: Callable) -> None:
@@ -157,6 +180,7 @@ class PluginContext:
         Transforms run in order, after the penalties' gradients are added, just before the
         optimizer applies the update.
         """
+        self._register("gradient_transform")
         self.gradient_transforms.append((name, fn))
 
     def add_after_update(self, name: str, fn: Callable) -> None:
@@ -166,6 +190,7 @@ class PluginContext:
         the gradient of the per-sample losses alone (data loss and loss terms, no penalty) that
         the update was made from.
         """
+        self._register("after_update")
         self.after_update.append((name, fn))
 
     def add_callback(self, callback) -> None:
@@ -192,10 +217,17 @@ class PluginContext:
         self.evaluation_forward = fn
 
     def signature(self) -> tuple:
-        """What the traced step depends on: the names of the registered graph parts."""
+        """What the traced step depends on.
+
+        The registered graph parts, and the config of each plugin that registered one.
+        """
+        owners = tuple(
+            (kind, owner, self._plugin_configs.get(owner)) for kind, owner in self._owners
+        )
         return (
             tuple((t.name, t.weight_column, t.needs_teacher) for t in self.loss_terms),
             tuple(name for name, _ in self.penalties),
             tuple(name for name, _ in self.gradient_transforms),
             tuple(name for name, _ in self.after_update),
+            owners,
         )

@@ -140,10 +140,15 @@ def _terminate_raises():
 
 
 def engine_key(cfg: DictConfig, feature_shape, num_classes: int) -> str:
-    """What a run's traced step depends on: runs with the same key share one engine."""
+    """What a run's engine depends on: runs with the same key share one engine.
+
+    The strategy is not part of it: the engine keeps one trace per plugin signature, so the
+    strategies of a sweep (sequential, replay, EWC, joint) share the network, the evaluator's
+    compiled pass and every trace whose plugins are the same.
+    """
     parts = {
         key: OmegaConf.to_container(cfg[key], resolve=True)
-        for key in ("model", "optimizer", "remainder", "strategy")
+        for key in ("model", "optimizer", "remainder")
     }
     parts["accumulation_steps"] = int(cfg.train.accumulation_steps)
     parts["shape"] = [list(feature_shape), int(num_classes)]
@@ -155,8 +160,8 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
 
     Args:
         cfg: The composed config.
-        reuse_engine: Reuse this process's engine (and its traced step) of an earlier run with
-            the same network, optimizer, policy and strategy (see :func:`engine_key`).
+        reuse_engine: Reuse this process's engine (and its traced steps) of an earlier run with
+            the same network, optimizer and policy (see :func:`engine_key`).
     """
     policy = instantiate(cfg.remainder)
     strategy = instantiate(cfg.strategy)  # before the data: bad hyperparameters fail first
@@ -172,7 +177,14 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
 
     key = engine_key(cfg, shape, classes) if reuse_engine else None
     engine = engine_for(key, lambda: Engine(net, make_optimizer, policy, accumulation_steps=k))
-    engine.start_run(net, seed=int(cfg.seed), feature_shape=shape, num_classes=classes)
+    plugins = OmegaConf.to_container(cfg.strategy, resolve=True).get("plugins") or {}
+    engine.start_run(
+        net,
+        seed=int(cfg.seed),
+        feature_shape=shape,
+        num_classes=classes,
+        plugin_configs={name: json.dumps(c, sort_keys=True) for name, c in plugins.items()},
+    )
     batch_size, epochs = int(cfg.train.batch_size), int(cfg.train.epochs)
     phases = strategy.phases(dataset, seed=int(cfg.seed), batch_size=batch_size, policy=policy)
     for phase in phases:

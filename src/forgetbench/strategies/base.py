@@ -76,18 +76,21 @@ class Strategy:
 
     def setup(self, ctx: PluginContext) -> None:
         """Runs every plugin's ``setup``."""
-        for plugin in self.plugins.values():
-            plugin.setup(ctx)
+        for name, plugin in self.plugins.items():
+            with ctx.owned_by(name):
+                plugin.setup(ctx)
 
     def before_phase(self, ctx: PluginContext, phase: Phase) -> None:
         """Runs every plugin's ``before_phase``."""
-        for plugin in self.plugins.values():
-            plugin.before_phase(ctx, phase)
+        for name, plugin in self.plugins.items():
+            with ctx.owned_by(name):
+                plugin.before_phase(ctx, phase)
 
     def after_phase(self, ctx: PluginContext, phase: Phase) -> None:
         """Runs every plugin's ``after_phase``."""
-        for plugin in self.plugins.values():
-            plugin.after_phase(ctx, phase)
+        for name, plugin in self.plugins.items():
+            with ctx.owned_by(name):
+                plugin.after_phase(ctx, phase)
 
     def summary(self) -> dict:
         """Strategy-specific entries for ``summary.json``: one entry per plugin."""

@@ -78,6 +78,7 @@ class Engine:
         self._teacher = None
         self._bound: tuple | None = None
         self._set_network(net)
+        self._initial_net = net
         self.ctx = PluginContext(
             self, seed=0, feature_shape=net.input_shape[1:], num_classes=net.output_shape[-1]
         )
@@ -93,8 +94,8 @@ class Engine:
             self._grad_sums = [_zeros_like_variable(v) for v in net.trainable_variables]
             self._acc_count = tf.Variable(0.0, trainable=False, name="accumulated_samples")
             self._acc_micro = tf.Variable(0, dtype=tf.int64, trainable=False, name="micro")
-        self._functions: dict = {}
-        self._flush_fn = self._finite_fn = None
+        self._functions: dict = {}  # traced loops and flushes, by plugin signature and layout
+        self._finite_fn = None
 
     def start_run(self, net: keras.Model, **context) -> PluginContext:
         """Resets the engine for a new run starting from ``net``'s weights; returns its context.
@@ -112,24 +113,33 @@ class Engine:
         self._last_finite_loss.assign(np.nan)
         if self.exact_accumulation:
             self._reset_accumulators()
+        if self._teacher is not None:  # a teacher starts as a copy of the initial network
+            self.freeze_teacher()
         self.reset_epoch()
         self.ctx = PluginContext(self, **context)
         return self.ctx
 
+    @property
+    def reusable(self) -> bool:
+        """Whether a later run can start from this engine (its network was not replaced)."""
+        return self.net is self._initial_net
+
     def bind(self) -> None:
-        """Fixes the plugins' registrations; a change from the traced ones drops the traces."""
-        signature = self.ctx.signature()
-        if signature != self._bound:
-            self._functions, self._flush_fn = {}, None
-            self._bound = signature
+        """Selects the traces of the plugins' current registrations (traced on first use).
+
+        Traces are kept per registration signature, so runs of different strategies on one
+        engine (sequential, replay, EWC) each trace once and keep their traces.
+        """
+        self._bound = self.ctx.signature()
 
     def variable(self, name: str, initial: np.ndarray) -> tf.Variable:
         """A plugin's graph variable, the same object for every run (reset to ``initial``)."""
         v = self._variables.get(name)
         if v is None or tuple(v.shape) != initial.shape:
+            if v is not None:  # another shape: traces reading the old variable are stale
+                self._functions = {}
             v = tf.Variable(initial.astype(np.float32, copy=False), trainable=False, name=name)
             self._variables[name] = v
-            self._functions, self._flush_fn = {}, None
         else:
             v.assign(initial.astype(np.float32, copy=False))
         return v
@@ -150,7 +160,7 @@ class Engine:
         if self._teacher is None or shapes != [tuple(v.shape) for v in self._teacher.variables]:
             self._teacher = keras.models.clone_model(self.net)
             self._teacher.trainable = False
-            self._functions, self._flush_fn = {}, None
+            self._functions = {}
         for t, v in zip(self._teacher.variables, self.net.variables, strict=True):
             t.assign(v)
 
@@ -300,7 +310,7 @@ class Engine:
     def _function(self, block):
         self.bind()  # registrations changed since the last trace: trace again
         layout = tuple((name, v.dtype, tuple(v.shape[2:])) for name, v in sorted(block.items()))
-        fn = self._functions.get(layout)
+        fn = self._functions.get((self._bound, layout))
         if fn is None:
             spec = {
                 name: tf.TensorSpec((None, None, *shape), dtype) for name, dtype, shape in layout
@@ -310,7 +320,7 @@ class Engine:
             # half of a call's Python cost).
             fn = tf.function(self._loop, input_signature=[spec, scalar, scalar])
             fn = fn.get_concrete_function()
-            self._functions[layout] = fn
+            self._functions[(self._bound, layout)] = fn
         return fn
 
     # -- running --------------------------------------------------------------------------
@@ -347,14 +357,16 @@ class Engine:
         """
         if not self.exact_accumulation:
             return False
-        if self._flush_fn is None:
-            self.bind()
-            self._flush_fn = tf.function(
+        self.bind()
+        flush = self._functions.get((self._bound, "flush"))
+        if flush is None:
+            flush = tf.function(
                 lambda: tf.cond(
                     self._acc_micro > 0, self._apply_accumulated, lambda: tf.constant(False)
                 )
             ).get_concrete_function()
-        return bool(self._flush_fn())
+            self._functions[(self._bound, "flush")] = flush
+        return bool(flush())
 
     def weights_finite(self) -> bool:
         """Whether every weight of the network is finite (one compiled reduction)."""
@@ -376,13 +388,16 @@ def engine_for(key: str | None, build: Callable[[], Engine]) -> Engine:
 
     The least recently used beyond ``MAX_CACHED_ENGINES`` are dropped.
 
-    Runs with one key share the traced loop, the evaluator's compiled pass and their graph
-    variables: the key must cover everything the graph depends on (network, shapes, optimizer,
-    remainder policy, accumulation, strategy and its hyperparameters).
+    Runs with one key share the traced loops (one per plugin signature), the evaluator's
+    compiled pass and their graph variables: the key must cover everything the graph depends on
+    besides the plugins' registrations (network, shapes, optimizer, remainder policy,
+    accumulation). An engine whose network a plugin replaced is not reused.
     """
     if key is None:
         return build()
-    engine = _ENGINES.pop(key, None) or build()
+    engine = _ENGINES.pop(key, None)
+    if engine is None or not engine.reusable:
+        engine = build()
     _ENGINES[key] = engine
     while len(_ENGINES) > MAX_CACHED_ENGINES:
         _ENGINES.popitem(last=False)
