@@ -72,7 +72,8 @@ class Engine:
         self.samples_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="samples_seen")
         self.batches_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_seen")
         # Epoch sums: data loss, real samples, correct predictions, penalty, micro-batches.
-        self._sums = [tf.Variable(0.0, trainable=False) for _ in range(5)]
+        self._sums = tf.Variable(tf.zeros(5), trainable=False, name="epoch_sums")
+        self._weights_ok = True  # whether the weights were finite after the last call
         self._last_finite_loss = tf.Variable(np.nan, dtype=tf.float32, trainable=False)
         self._variables: dict[str, tf.Variable] = {}
         self._teacher = None
@@ -95,7 +96,6 @@ class Engine:
             self._acc_count = tf.Variable(0.0, trainable=False, name="accumulated_samples")
             self._acc_micro = tf.Variable(0, dtype=tf.int64, trainable=False, name="micro")
         self._functions: dict = {}  # traced loops and flushes, by plugin signature and layout
-        self._finite_fn = None
 
     def start_run(self, net: keras.Model, **context) -> PluginContext:
         """Resets the engine for a new run starting from ``net``'s weights; returns its context.
@@ -111,6 +111,7 @@ class Engine:
         for v in (self.samples_seen, self.batches_seen):
             v.assign(0)
         self._last_finite_loss.assign(np.nan)
+        self._weights_ok = True
         if self.exact_accumulation:
             self._reset_accumulators()
         if self._teacher is not None:  # a teacher starts as a copy of the initial network
@@ -178,12 +179,11 @@ class Engine:
 
     def reset_epoch(self) -> None:
         """Zeroes the epoch's loss, accuracy and penalty sums."""
-        for s in self._sums:
-            s.assign(0.0)
+        self._sums.assign(tf.zeros(5))
 
     def epoch_logs(self) -> dict:
         """The epoch's mean data loss and accuracy per real sample, and mean penalty per step."""
-        loss, count, correct, penalty, steps = (float(s.numpy()) for s in self._sums)
+        loss, count, correct, penalty, steps = (float(v) for v in self._sums.numpy())
         return {
             "loss": loss / max(count, 1.0),
             "accuracy": correct / max(count, 1.0),
@@ -280,17 +280,13 @@ class Engine:
     def _track(self, batch, logits, count, data_total, sample_total, penalty) -> tf.Tensor:
         y, w = batch[Y], batch[WEIGHT]
         correct = tf.cast(tf.argmax(logits, axis=-1, output_type=y.dtype) == y, w.dtype)
-        loss_sum, count_sum, correct_sum, penalty_sum, steps = self._sums
-        loss_sum.assign_add(data_total, read_value=False)
-        count_sum.assign_add(count, read_value=False)
-        correct_sum.assign_add(tf.reduce_sum(correct * w), read_value=False)
-        penalty_sum.assign_add(penalty, read_value=False)
-        steps.assign_add(1.0, read_value=False)
+        step_sums = tf.stack([data_total, count, tf.reduce_sum(correct * w), penalty, 1.0])
+        sums = self._sums.assign_add(step_sums)
         new = tf.cast(tf.reduce_sum(batch[IS_NEW]), tf.int64)
         self.samples_seen.assign_add(new, read_value=False)
         self.batches_seen.assign_add(1, read_value=False)
         finite = tf.math.is_finite(sample_total) & tf.math.is_finite(penalty)
-        mean = loss_sum / tf.maximum(count_sum, 1.0)
+        mean = sums[0] / tf.maximum(sums[1], 1.0)
         self._last_finite_loss.assign(
             tf.where(finite, mean, self._last_finite_loss), read_value=False
         )
@@ -300,11 +296,17 @@ class Engine:
         def body(i, finite):
             return i + 1, self._step({name: column[i] for name, column in block.items()})
 
-        return tf.while_loop(
+        end, finite = tf.while_loop(
             lambda i, finite: finite & (i < stop),
             body,
             (start, tf.constant(True)),
             parallel_iterations=1,  # each step depends on the last: no iterations to overlap
+        )
+        return end, finite, self._all_weights_finite()
+
+    def _all_weights_finite(self) -> tf.Tensor:
+        return tf.reduce_all(
+            [tf.reduce_all(tf.math.is_finite(tf.cast(w, tf.float32))) for w in self.net.weights]
         )
 
     def _function(self, block):
@@ -332,7 +334,10 @@ class Engine:
             The index after the last batch trained, and whether every loss and penalty was
             finite (if not, training stopped right after the batch where it stopped being).
         """
-        end, finite = self._function(block)(block, tf.constant(start), tf.constant(stop))
+        end, finite, weights_ok = self._function(block)(
+            block, tf.constant(start), tf.constant(stop)
+        )
+        self._weights_ok = bool(weights_ok)
         return int(end), bool(finite)
 
     def train_epoch(self, feed, epoch: int = 0) -> dict:
@@ -360,24 +365,22 @@ class Engine:
         self.bind()
         flush = self._functions.get((self._bound, "flush"))
         if flush is None:
-            flush = tf.function(
-                lambda: tf.cond(
+
+            def apply_partial_group():
+                made = tf.cond(
                     self._acc_micro > 0, self._apply_accumulated, lambda: tf.constant(False)
                 )
-            ).get_concrete_function()
+                return made, self._all_weights_finite()
+
+            flush = tf.function(apply_partial_group).get_concrete_function()
             self._functions[(self._bound, "flush")] = flush
-        return bool(flush())
+        made, weights_ok = flush()
+        self._weights_ok = bool(weights_ok)
+        return bool(made)
 
     def weights_finite(self) -> bool:
-        """Whether every weight of the network is finite (one compiled reduction)."""
-        if self._finite_fn is None:
-            weights = self.net.weights
-            self._finite_fn = tf.function(
-                lambda: tf.reduce_all(
-                    [tf.reduce_all(tf.math.is_finite(tf.cast(w, tf.float32))) for w in weights]
-                )
-            ).get_concrete_function()
-        return bool(self._finite_fn())
+        """Whether every weight was finite after the last call (checked in the same call)."""
+        return self._weights_ok
 
 
 _ENGINES: OrderedDict[str, Engine] = OrderedDict()
