@@ -275,3 +275,35 @@ def test_a_reused_engine_gives_the_curves_of_a_fresh_one(tiny_cfg):
         assert fresh_trainer.engine is not shared[0][0].engine
         assert curves == fresh, overrides
     assert shared[0][1] == shared[4][1] != shared[2][1]  # lambda 100 vs 1: other curves
+
+
+class Noise(Plugin):
+    """A loss term drawing from TensorFlow's stateful generator (its global seed)."""
+
+    def setup(self, ctx) -> None:
+        ctx.add_loss_term(
+            LossTerm("noise", lambda batch, z, _: tf.random.uniform(tf.shape(z)[:1]) * z[:, 0])
+        )
+
+
+def test_stateful_random_ops_draw_as_in_a_fresh_process(tiny_cfg):
+    # A run on a reused engine leaves TensorFlow's global seed alone unless a trace draws from
+    # it: then the seed is set and the step traced again, so each run matches a fresh one.
+    def records(overrides, noise, reuse=True):
+        cfg = tiny_cfg(*overrides)
+        if noise:
+            with open_dict(cfg):
+                cfg.strategy.plugins = {"noise": {"_target_": "test_extension_points.Noise"}}
+        trainer, *_ = build_trainer(cfg, reuse_engine=reuse)
+        trainer.train()
+        return trainer, [(r["samples_seen"], r["accuracy"], r["loss"]) for r in trainer.records]
+
+    sequence = [(("seed=0",), False), (("seed=1",), True), (("seed=0",), True), (("seed=1",), True)]
+    shared = [records(overrides, noise) for overrides, noise in sequence]
+    # The second run found the engine of the first and traced its noise anew, seeded; an
+    # engine with such a trace is not reused (op seeds are fixed when traced).
+    assert shared[0][0].engine is shared[1][0].engine and shared[1][0].engine.stateful_random
+    assert len({id(trainer.engine) for trainer, _ in shared[1:]}) == 3
+    for (overrides, noise), (_, curves) in zip(sequence, shared, strict=True):
+        assert curves == records(overrides, noise, reuse=False)[1], overrides
+    assert shared[1][1] == shared[3][1] != shared[2][1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import random
 import signal
 import threading
 from contextlib import ExitStack, contextmanager
@@ -36,7 +37,7 @@ from forgetbench.run_folder import (
     run_lock,
 )
 from forgetbench.strategies.base import sequential_boundaries
-from forgetbench.train.engine import Engine, engine_for
+from forgetbench.train.engine import Engine, cached_engine, engine_for
 from forgetbench.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,19 @@ def _phase_spans(phases, boundaries: np.ndarray, total: int) -> list[dict]:
     ]
 
 
-def _seed_everything(seed: int) -> None:
-    keras.utils.set_random_seed(seed)
+def seed_everything(seed: int, tensorflow: bool = True) -> None:
+    """Seeds Python, numpy and (``tensorflow``) TensorFlow; turns on op determinism.
+
+    Keras draws its initializers' seeds from Python's generator. TensorFlow's global seed only
+    matters to graphs with stateful random ops, and setting it clears TensorFlow's kernel
+    caches, so every traced function is instantiated again (about 0.2 s a run for the MLP):
+    runs on a reused engine (whose traces hold no such op: ``Engine.reusable``) leave it.
+    """
+    if tensorflow:
+        keras.utils.set_random_seed(seed)
+    else:
+        random.seed(seed)
+        np.random.seed(seed)
     tf.config.experimental.enable_op_determinism()
 
 
@@ -165,8 +177,12 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
     """
     policy = instantiate(cfg.remainder)
     strategy = instantiate(cfg.strategy)  # before the data: bad hyperparameters fail first
-    dataset = instantiate(cfg.data)
+    dataset = instantiate(cfg.data)  # builders use their own seeded generators
     shape, classes = dataset.train.feature_shape, dataset.num_classes
+    key = engine_key(cfg, shape, classes) if reuse_engine else None
+    cached = cached_engine(key)
+    tf_seeded = cached is None
+    seed_everything(int(cfg.seed), tensorflow=tf_seeded)
     net = instantiate(cfg.model)(shape, classes)  # the run's initial weights, under its seed
     k = int(cfg.train.accumulation_steps)
     # naive: Keras's own accumulation (equal weight per micro-batch) is the measured baseline.
@@ -175,11 +191,11 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
     def make_optimizer():
         return instantiate(cfg.optimizer, **keras_accumulation)
 
-    key = engine_key(cfg, shape, classes) if reuse_engine else None
     engine = engine_for(key, lambda: Engine(net, make_optimizer, policy, accumulation_steps=k))
     plugins = OmegaConf.to_container(cfg.strategy, resolve=True).get("plugins") or {}
     engine.start_run(
         net,
+        tf_seeded=tf_seeded,
         seed=int(cfg.seed),
         feature_shape=shape,
         num_classes=classes,
@@ -254,7 +270,6 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     validate_config(cfg)
     with ExitStack() as folder:  # the folder's lock, held until the summary is written
         with PeakMemory() as memory:  # data, model, training, evaluation, metrics; not the writing
-            _seed_everything(int(cfg.seed))
             trainer, dataset, policy, strategy = build_trainer(cfg)
             folder.enter_context(run_lock(out_dir))
             finished = finished_summary(out_dir, resolved)  # done meanwhile by another process

@@ -36,6 +36,23 @@ from forgetbench.losses import per_sample_loss
 from forgetbench.remainder import RemainderPolicy
 
 MAX_CACHED_ENGINES = 8
+# Op types whose results depend on TensorFlow's global seed (stateless ops are "Stateless...").
+SEED_DEPENDENT_OPS = (
+    "Random",
+    "Stateful",
+    "TruncatedNormal",
+    "ParameterizedTruncatedNormal",
+    "Multinomial",
+    "RngSkip",
+    "RngReadAndSkip",
+)
+
+
+def uses_stateful_random(function) -> bool:
+    """Whether a traced (concrete) function holds an op drawing from TensorFlow's global seed."""
+    graph = function.graph.as_graph_def()
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    return any(node.op.startswith(SEED_DEPENDENT_OPS) for node in nodes)
 
 
 def _zeros_like_variable(v) -> tf.Variable:
@@ -77,6 +94,8 @@ class Engine:
         self._last_finite_loss = tf.Variable(np.nan, dtype=tf.float32, trainable=False)
         self._variables: dict[str, tf.Variable] = {}
         self._teacher = None
+        self.stateful_random = False  # a trace holds an op drawing from TF's global seed
+        self._tf_seeded = True  # TF's global seed was set for the current run
         self._bound: tuple | None = None
         self._set_network(net)
         self._initial_net = net
@@ -97,13 +116,16 @@ class Engine:
             self._acc_micro = tf.Variable(0, dtype=tf.int64, trainable=False, name="micro")
         self._functions: dict = {}  # traced loops and flushes, by plugin signature and layout
 
-    def start_run(self, net: keras.Model, **context) -> PluginContext:
+    def start_run(self, net: keras.Model, *, tf_seeded: bool = True, **context) -> PluginContext:
         """Resets the engine for a new run starting from ``net``'s weights; returns its context.
 
         ``net`` is a freshly built network of the same architecture (its initial weights, drawn
         under the run's seed); the engine's own network takes its values, so traced functions
         are reused. Optimizer, counters, accumulators and plugin variables start afresh.
+        ``tf_seeded``: whether TensorFlow's global seed was set for this run (if not, a new
+        trace holding seed-dependent ops sets it and traces again).
         """
+        self._tf_seeded = tf_seeded
         if net is not self.net:
             for mine, fresh in zip(self.net.variables, net.variables, strict=True):
                 mine.assign(fresh)
@@ -122,8 +144,12 @@ class Engine:
 
     @property
     def reusable(self) -> bool:
-        """Whether a later run can start from this engine (its network was not replaced)."""
-        return self.net is self._initial_net
+        """Whether a later run can start from this engine.
+
+        Not when its network was replaced, nor when a trace holds seed-dependent ops (their op
+        seeds are fixed when traced, from the global seed of that run).
+        """
+        return self.net is self._initial_net and not self.stateful_random
 
     def bind(self) -> None:
         """Selects the traces of the plugins' current registrations (traced on first use).
@@ -320,10 +346,25 @@ class Engine:
             scalar = tf.TensorSpec((), tf.int32)
             # A concrete function: calling it skips tf.function's argument matching (about
             # half of a call's Python cost).
-            fn = tf.function(self._loop, input_signature=[spec, scalar, scalar])
-            fn = fn.get_concrete_function()
+            fn = self._trace(self._loop, [spec, scalar, scalar])
             self._functions[(self._bound, layout)] = fn
         return fn
+
+    def _trace(self, fn, signature):
+        """``fn`` traced for ``signature`` as a concrete function.
+
+        With seed-dependent ops in a run that did not set TensorFlow's global seed, the seed is
+        set (``ctx.seed``) and ``fn`` traced again, so its ops draw what they would in a fresh
+        process.
+        """
+        concrete = tf.function(fn, input_signature=signature).get_concrete_function()
+        if uses_stateful_random(concrete):
+            self.stateful_random = True
+            if not self._tf_seeded:
+                tf.random.set_seed(self.ctx.seed)
+                self._tf_seeded = True
+                concrete = tf.function(fn, input_signature=signature).get_concrete_function()
+        return concrete
 
     # -- running --------------------------------------------------------------------------
 
@@ -405,6 +446,12 @@ def engine_for(key: str | None, build: Callable[[], Engine]) -> Engine:
     while len(_ENGINES) > MAX_CACHED_ENGINES:
         _ENGINES.popitem(last=False)
     return engine
+
+
+def cached_engine(key: str | None) -> Engine | None:
+    """The reusable engine cached for ``key``, if any (without building one)."""
+    engine = _ENGINES.get(key) if key is not None else None
+    return engine if engine is not None and engine.reusable else None
 
 
 def clear_engines() -> None:
