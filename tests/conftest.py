@@ -34,13 +34,14 @@ def compose_config(overrides: list[str] | None = None):
 
 @pytest.fixture
 def keras_session():
-    """A fresh Keras session (and no engine of an earlier test) for tests that build models."""
-    from forgetbench.train.engine import clear_engines
+    """A fresh Keras session for tests that build models.
 
-    clear_engines()
+    Engines (and their traced steps) are kept across tests, as across the runs of a sweep: each
+    run starts from its own seeded weights and reset state (tests/test_extension_points.py
+    checks that a reused engine gives a fresh engine's curves).
+    """
     keras.backend.clear_session()
     yield
-    clear_engines()
     keras.backend.clear_session()
 
 
