@@ -33,7 +33,6 @@ import time
 START = time.perf_counter()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import random  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
@@ -253,10 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
         "in_process_s": time.perf_counter() - START,
         "runs": runs,
     }
-    protocol.emit(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-    return result
+    return protocol.emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -250,10 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
         "eval_every_samples": args.eval_every,
         **result,
     }
-    protocol.emit(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-    return result
+    return protocol.emit(result, args.json)
 
 
 if __name__ == "__main__":

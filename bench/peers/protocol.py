@@ -96,9 +96,13 @@ def shards_digest(shards: list[dict[str, np.ndarray]]) -> dict[str, str]:
     }
 
 
-def emit(result: dict) -> None:
-    """Prints ``result`` as the one machine-readable line ``run.py`` looks for."""
+def emit(result: dict, path: Path | None = None) -> dict:
+    """Prints ``result`` as the one machine-readable line ``run.py`` looks for (and writes it
+    to ``path`` as JSON when given); returns it."""
     print(RESULT_MARK + json.dumps(result), flush=True)
+    if path:
+        path.write_text(json.dumps(result, indent=1) + "\n")
+    return result
 
 
 def parse(output: str) -> dict:

@@ -37,7 +37,7 @@ class Replay(Plugin):
 
     The buffer takes in each shard's samples as a stream at the end of the shard's phase, so
     while shard ``k`` is trained it holds samples of shards ``0 .. k-1`` only and stays fixed
-    (replay draws are reproducible whatever tf.data prefetches). Each batch of ``B`` current
+    (replay draws are reproducible whatever is gathered ahead). Each batch of ``B`` current
     samples gets ``size`` (or ``round(ratio * B)``) replayed samples, drawn uniformly without
     replacement from the buffer; the remainder policy applies to the combined batch.
 
