@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [measure_size(size, args) for size in args.sizes_gb]
     flat = rows[-1]["peak_anon_mb"] - rows[0]["peak_anon_mb"]
     print(
-        f"One cross-shard epoch (fit, batch {args.batch_size}, {args.num_shards} shards, "
+        f"One cross-shard epoch (engine, batch {args.batch_size}, {args.num_shards} shards, "
         f"{args.dim} float32 features)\n"
     )
     print(
