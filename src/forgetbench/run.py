@@ -37,7 +37,8 @@ from forgetbench.run_folder import (
     run_lock,
 )
 from forgetbench.strategies.base import sequential_boundaries
-from forgetbench.train.engine import Engine, cached_engine, engine_for
+from forgetbench.train.engine import Engine
+from forgetbench.train.engines import cached_engine, engine_for
 from forgetbench.train.trainer import Trainer
 
 log = logging.getLogger(__name__)

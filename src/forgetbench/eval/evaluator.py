@@ -19,7 +19,7 @@ SCENARIOS = ("class_incremental", "task_incremental")
 UNROLL_BATCHES = 8  # up to this many evaluation batches are unrolled in the compiled graph
 MAX_CACHED_PASSES = 16
 # Compiled evaluation passes of this process, by network, forward, layout and shard structure:
-# runs of a sweep that share an engine (``train.engine.engine_for``) and their held-out split
+# runs of a sweep that share an engine (``train.engines.engine_for``) and their held-out split
 # structure reuse one XLA program. Values hold the network, so its id is never reused meanwhile.
 _PASSES: OrderedDict[tuple, tuple] = OrderedDict()
 
