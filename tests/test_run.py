@@ -182,3 +182,13 @@ def test_run_id_ignores_where_files_go_but_not_what_is_computed(tiny_cfg, tmp_pa
     base = rid()
     assert rid(f"paths.data_cache={tmp_path / 'elsewhere'}", "train.verbose=0") == base
     assert rid("train.batch_size=7") != base
+
+
+def test_the_run_figure_can_be_left_out_without_changing_the_run(tiny_cfg, tmp_path):
+    with_figure = run(tiny_cfg(), tmp_path / "a")
+    without = run(tiny_cfg("output.run_figure=false"), tmp_path / "b")
+    assert not (tmp_path / "b" / "curves.png").exists()
+    assert not (tmp_path / "b" / "curves.pdf").exists()
+    assert (tmp_path / "b" / "summary.json").exists() and (tmp_path / "b" / "model.keras").exists()
+    assert without["run_id"] == with_figure["run_id"]  # a setting only: the same run
+    assert without["metrics"] == with_figure["metrics"]

@@ -347,15 +347,29 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
         summary = to_jsonable(summary)  # what is returned is exactly what summary.json holds
-        write_run_folder(out_dir, curves, summary, trainer.net)
+        figure = bool(OmegaConf.select(cfg, "output.run_figure", default=True))
+        write_run_folder(out_dir, curves, summary, trainer.net, figure=figure)
         return summary
 
 
-def write_run_folder(out_dir: Path, curves: pd.DataFrame, summary: dict, net) -> None:
-    """Writes curves, model and figure, then the summary last: a summary means a complete run."""
+def write_run_folder(
+    out_dir: Path, curves: pd.DataFrame, summary: dict, net, figure: bool = True
+) -> None:
+    """Writes curves, model and (``figure``) the run's figure, then the summary.
+
+    The summary comes last: a folder with a summary holds a complete run.
+    """
     write_with(out_dir / CURVES, lambda p: curves.to_parquet(p, index=False))
     if summary["status"] == "completed":  # a diverged network is not worth keeping
         write_with(out_dir / MODEL, net.save)
+    if figure:
+        write_run_figure(out_dir, curves, summary)
+    write_json(out_dir / SUMMARY, summary)
+    (out_dir / INTERRUPTED).unlink(missing_ok=True)
+
+
+def write_run_figure(out_dir: Path, curves: pd.DataFrame, summary: dict) -> None:
+    """``curves.png`` and ``curves.pdf``: the run's per-shard accuracy curves."""
     import matplotlib.pyplot as plt  # only here: training needs no plotting
 
     from forgetbench.plots.curves import plot_shard_curves
@@ -369,5 +383,3 @@ def write_run_folder(out_dir: Path, curves: pd.DataFrame, summary: dict, net) ->
     )
     save_figure(fig, out_dir / "curves")
     plt.close(fig)
-    write_json(out_dir / SUMMARY, summary)
-    (out_dir / INTERRUPTED).unlink(missing_ok=True)

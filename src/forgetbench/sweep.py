@@ -22,6 +22,7 @@ SETTINGS_ONLY = (
     "paths",
     "train.verbose",
     "train.steps_per_call",
+    "output",
     "data.cache_dir",
     "data.convert_cache",
 )
