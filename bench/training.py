@@ -131,7 +131,6 @@ class Bench:
             epochs=epochs,
             every_samples=every_samples,
             boundaries=boundaries,
-            seed=int(self.cfg.seed),
         )
 
     def trainer_row(self, strategy: str, every_samples: int = NO_EVAL, **kw):

@@ -231,7 +231,6 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
         epochs=epochs,
         every_samples=int(cfg.eval.every_samples),
         boundaries=boundaries,
-        seed=int(cfg.seed),
         verbose=int(cfg.train.verbose),
         reset_optimizer=bool(cfg.train.reset_optimizer),
         steps_per_call=None if steps_per_call is None else int(steps_per_call),

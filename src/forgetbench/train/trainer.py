@@ -55,7 +55,6 @@ class Trainer:
         epochs: Passes over each phase's feed.
         every_samples: Evaluation interval in real training samples.
         boundaries: Real samples seen at each phase boundary (sequential feed).
-        seed: The run's seed (for plugins' random draws).
         reset_optimizer: Return the optimizer to its initial state (moments, step count)
             before every phase after the first; by default the state carries over.
         verbose: Progress display (0 silent, 1 progress bar, 2 one line per epoch).
@@ -74,7 +73,6 @@ class Trainer:
     epochs: int
     every_samples: int
     boundaries: np.ndarray
-    seed: int = 0
     verbose: int = 0
     reset_optimizer: bool = False
     steps_per_call: int | None = None
@@ -221,7 +219,6 @@ class Trainer:
         self.ctx = self.ctx or self.engine.ctx
         self.ctx.attach(lambda: self.samples_seen, self._evaluate_now)
         self.strategy.setup(self.ctx)
-        self.engine.bind()
         self.evaluate()  # before the clock: its time (tracing included) is not training's
         for callback in self.ctx.callbacks:
             callback.set_model(self.engine.net)
@@ -236,7 +233,6 @@ class Trainer:
             if self.reset_optimizer and phase.index > 0:
                 self.engine.reset_optimizer_state()
             self.strategy.before_phase(self.ctx, phase)
-            self.engine.bind()
             if not self._train_epochs(phase):
                 return train_seconds()
             self.strategy.after_phase(self.ctx, phase)
