@@ -77,6 +77,8 @@ class PluginContext:
         feature_shape: Shape of one sample's features.
         num_classes: Number of output logits.
         phase: The phase being trained (set before ``before_phase``), else ``None``.
+        phases: Every phase of the run, in order (known before ``setup``).
+        shard_classes: The class ids of each training shard, by shard index.
         memories: Named memories a plugin keeps (reported and, later, checkpointed).
     """
 
@@ -90,12 +92,15 @@ class PluginContext:
         samples_seen: Callable[[], int] = lambda: 0,
         evaluate: Callable[[], list[dict]] | None = None,
         plugin_configs: Mapping[str, str] | None = None,
+        shard_classes: Sequence[Sequence[int]] = (),
     ) -> None:
         self._engine = engine
         self.seed = int(seed)
         self.feature_shape = tuple(feature_shape)
         self.num_classes = int(num_classes)
         self.phase = None
+        self.phases: tuple = ()
+        self.shard_classes = [tuple(int(c) for c in classes) for classes in shard_classes]
         self.memories: dict[str, Any] = {}
         self.loss_terms: list[LossTerm] = []
         self.penalties: list[tuple[str, Callable]] = []
@@ -109,9 +114,15 @@ class PluginContext:
         self._owner: str | None = None
         self._owners: list[tuple[str, str | None]] = []
 
-    def attach(self, samples_seen: Callable[[], int], evaluate: Callable[[], list[dict]]) -> None:
-        """Connects the trainer's sample count and evaluation (called by the trainer)."""
+    def attach(
+        self,
+        samples_seen: Callable[[], int],
+        evaluate: Callable[[], list[dict]],
+        phases: Sequence = (),
+    ) -> None:
+        """Connects the trainer's sample count, evaluation and phases (called by the trainer)."""
         self._samples_seen, self._evaluate = samples_seen, evaluate
+        self.phases = tuple(phases)
 
     @property
     def net(self):

@@ -201,6 +201,7 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
         feature_shape=shape,
         num_classes=classes,
         plugin_configs={name: json.dumps(c, sort_keys=True) for name, c in plugins.items()},
+        shard_classes=[shard.classes for shard in dataset.train.shards],
     )
     batch_size, epochs = int(cfg.train.batch_size), int(cfg.train.epochs)
     phases = strategy.phases(dataset, seed=int(cfg.seed), batch_size=batch_size, policy=policy)

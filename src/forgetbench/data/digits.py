@@ -53,36 +53,50 @@ def rotate(features: np.ndarray, angle: float) -> np.ndarray:
     return turned.reshape(len(features), -1).astype(np.float32)
 
 
-def _build(cache_dir, prefix: str, name: str, params: dict, write) -> ShardDataset:
+def _build(
+    cache_dir, prefix: str, name: str, params: dict, write, num_classes: int = NUM_CLASSES
+) -> ShardDataset:
     folder = cached_folder(cache_dir, prefix, params, lambda tmp: write(tmp, *digits_arrays()))
-    return open_cached(folder, name, NUM_CLASSES)
+    return open_cached(folder, name, num_classes)
 
 
 def build_digits_split(
     cache_dir: str | os.PathLike,
     *,
-    name: str = "digits_split",
+    name: str | None = None,
     class_order: Sequence[int] = tuple(range(NUM_CLASSES)),
     classes_per_shard: int = 2,
     heldout_fraction: float = 0.2,
     seed: int = 0,
+    domain_incremental: bool = False,
 ) -> ShardDataset:
     """Class-incremental digits: shard ``k`` holds the ``k``-th group of ``class_order``.
 
     Args:
         cache_dir: Root folder of the data cache.
-        name: Dataset name in results.
+        name: Dataset name in results (``digits_split``, or ``digits_split_domain`` when
+            ``domain_incremental``, if ``None``).
         class_order: Classes in the order they are met; split into consecutive groups.
         classes_per_shard: Classes per shard (5 shards of 2 classes by default).
         heldout_fraction: Fraction of each shard held out, stratified by class.
         seed: Seed of the held-out split.
+        domain_incremental: Label each sample by its class's position within its shard's
+            group: one ``classes_per_shard``-way output shared by every shard.
     """
     groups = class_groups(class_order, classes_per_shard, NUM_CLASSES)
     params = {"groups": groups, "heldout_fraction": heldout_fraction, "seed": seed}
+    if domain_incremental:  # only then: the class-incremental cache keeps its key
+        params["within_group_labels"] = True
     write = partial(
-        write_class_incremental, groups=groups, heldout_fraction=heldout_fraction, seed=seed
+        write_class_incremental,
+        groups=groups,
+        heldout_fraction=heldout_fraction,
+        seed=seed,
+        within_group_labels=bool(domain_incremental),
     )
-    return _build(cache_dir, "digits_split", name, params, write)
+    name = name or ("digits_split_domain" if domain_incremental else "digits_split")
+    classes = classes_per_shard if domain_incremental else NUM_CLASSES
+    return _build(cache_dir, "digits_split", name, params, write, classes)
 
 
 def build_digits_permuted(

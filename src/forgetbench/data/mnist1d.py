@@ -63,25 +63,29 @@ def generate_mnist1d(num_samples: int, generation_seed: int) -> tuple[np.ndarray
 def build_mnist1d_split(
     cache_dir: str | os.PathLike,
     *,
-    name: str = "mnist1d_split",
+    name: str | None = None,
     num_samples: int = 5000,
     generation_seed: int = 42,
     class_order: Sequence[int] = tuple(range(NUM_CLASSES)),
     classes_per_shard: int = 2,
     heldout_fraction: float = 0.2,
     seed: int = 0,
+    domain_incremental: bool = False,
 ) -> ShardDataset:
     """Class-incremental MNIST-1D: shard ``k`` holds the ``k``-th group of ``class_order``.
 
     Args:
         cache_dir: Root folder of the data cache.
-        name: Dataset name in results.
+        name: Dataset name in results (``mnist1d_split``, or ``mnist1d_split_domain`` when
+            ``domain_incremental``, if ``None``).
         num_samples: Samples generated over all classes.
         generation_seed: Seed of the MNIST-1D generator.
         class_order: Classes in the order they are met; split into consecutive groups.
         classes_per_shard: Classes per shard (5 shards of 2 classes by default).
         heldout_fraction: Fraction of each shard held out, stratified by class.
         seed: Seed of the held-out split.
+        domain_incremental: Label each sample by its class's position within its shard's
+            group: one ``classes_per_shard``-way output shared by every shard.
     """
     groups = class_groups(class_order, classes_per_shard, NUM_CLASSES)
     params = {
@@ -92,10 +96,15 @@ def build_mnist1d_split(
         "heldout_fraction": heldout_fraction,
         "seed": seed,
     }
+    if domain_incremental:  # only then: the class-incremental cache keeps its key
+        params["within_group_labels"] = True
 
     def write(folder: Path) -> None:
         x, y = generate_mnist1d(num_samples, generation_seed)
-        write_class_incremental(folder, x, y, groups, heldout_fraction, seed)
+        write_class_incremental(
+            folder, x, y, groups, heldout_fraction, seed, bool(domain_incremental)
+        )
 
     folder = cached_folder(cache_dir, "mnist1d_split", params, write)
-    return open_cached(folder, name, NUM_CLASSES)
+    name = name or ("mnist1d_split_domain" if domain_incremental else "mnist1d_split")
+    return open_cached(folder, name, classes_per_shard if domain_incremental else NUM_CLASSES)

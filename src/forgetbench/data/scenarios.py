@@ -1,6 +1,9 @@
 """Continual-learning scenarios over an in-memory labelled set, written as shard files.
 
-Class-incremental: shard ``k`` holds the samples of the ``k``-th group of classes.
+Class-incremental: shard ``k`` holds the samples of the ``k``-th group of classes. Its
+domain-incremental variant (Hsu et al. 2018; van de Ven et al. 2022, "domain-IL Split MNIST")
+keeps those samples but labels each by its position within the shard's group, so every shard
+shares one ``classes_per_shard``-way output.
 Domain-incremental: every shard holds the whole set under its own input transform. Held-out
 splits are stratified by class and seeded; the domain-incremental split is the same for every
 shard, so no held-out sample is trained on under another transform.
@@ -70,13 +73,27 @@ def write_class_incremental(
     groups: list[list[int]],
     heldout_fraction: float,
     seed: int,
+    within_group_labels: bool = False,
 ) -> None:
-    """Writes ``{train,heldout}/shard_KKK.npz``: shard ``k`` holds the classes ``groups[k]``."""
+    """Writes ``{train,heldout}/shard_KKK.npz``: shard ``k`` holds the classes ``groups[k]``.
+
+    With ``within_group_labels``, a sample of class ``groups[k][j]`` is labelled ``j``
+    (domain-incremental split); the held-out split is the same either way.
+    """
     for k, group in enumerate(groups):
         members = np.flatnonzero(np.isin(labels, group))
         train, heldout = stratified_split(labels[members], heldout_fraction, seed)
         splits = {"train": members[train], "heldout": members[heldout]}
-        _write_pair(folder, k, {s: (features[i], labels[i]) for s, i in splits.items()})
+        position = {c: j for j, c in enumerate(group)}
+        relabel = np.vectorize(position.get, otypes=[labels.dtype])
+        _write_pair(
+            folder,
+            k,
+            {
+                s: (features[i], relabel(labels[i]) if within_group_labels else labels[i])
+                for s, i in splits.items()
+            },
+        )
 
 
 def write_domain_incremental(

@@ -217,7 +217,7 @@ class Trainer:
         stop being finite (see ``diverged``).
         """
         self.ctx = self.ctx or self.engine.ctx
-        self.ctx.attach(lambda: self.samples_seen, self._evaluate_now)
+        self.ctx.attach(lambda: self.samples_seen, self._evaluate_now, self.phases)
         self.strategy.setup(self.ctx)
         self.evaluate()  # before the clock: its time (tracing included) is not training's
         for callback in self.ctx.callbacks:
