@@ -49,6 +49,21 @@ def project(grads, reference):
     return projected, conflict
 
 
+def reference_draw(capacity: int, count, size: int, seed):
+    """Slots of one reference draw: ``size`` distinct slots uniform among the first ``count``.
+
+    A stateless function of ``seed`` (two integers). While the memory holds fewer than
+    ``size`` samples, every filled slot is drawn and the rest of the draw is marked invalid.
+
+    Returns:
+        ``(slots, valid)``: ``min(size, capacity)`` slot indices and a 0/1 mask.
+    """
+    scores = tf.random.stateless_uniform([capacity], seed=tf.cast(seed, tf.int64))
+    filled = tf.range(capacity, dtype=tf.float32) < count
+    slots = tf.math.top_k(tf.where(filled, scores, -1.0), k=min(size, capacity)).indices
+    return slots, tf.cast(tf.gather(filled, slots), tf.float32)
+
+
 class AGEM(Plugin):
     """Projects every update's gradient away from conflicts with an episodic memory's gradient.
 
@@ -81,13 +96,9 @@ class AGEM(Plugin):
 
     def reference_gradient(self, variables):
         """The mean cross-entropy gradient on this update's draw from the memory."""
-        k = min(self.reference_size, self.capacity)
-        seed = tf.cast(tf.stack([self.seed, self.updates]), tf.int64)
-        scores = tf.random.stateless_uniform([self.capacity], seed=seed)
-        slots = tf.range(self.capacity, dtype=tf.float32)
-        scores = tf.where(slots < self.count, scores, -1.0)  # empty slots are never drawn ...
-        idx = tf.math.top_k(scores, k=k).indices
-        valid = tf.cast(tf.gather(slots, idx) < self.count, tf.float32)  # ... nor counted
+        idx, valid = reference_draw(
+            self.capacity, self.count, self.reference_size, tf.stack([self.seed, self.updates])
+        )
         x = tf.gather(self.memory_x, idx)
         y = tf.cast(tf.gather(self.memory_y, idx), tf.int32)
         with tf.GradientTape() as tape:
