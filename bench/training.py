@@ -21,8 +21,10 @@ Rows:
   update through the context's ``add_penalty`` (constant ``F`` and ``w*``).
 
 - ``steps only``: for Trainer rows, samples/s with the strategy's phase hooks (replay's buffer
-  updates, EWC's Fisher estimates) left out of the time: the train step's own cost. ``ewc`` and
-  ``replay_ewc`` are compared with ``sequential`` and ``replay`` on that basis.
+  updates, EWC's Fisher estimates, A-GEM's memory writes) left out of the time: the train step's
+  own cost. ``ewc``, ``si``, ``lwf`` and ``agem`` are compared with ``sequential`` on that basis
+  (targets: LwF at most 1.5x a sequential step, SI 1.3x, A-GEM 2.5x), ``replay_ewc`` with
+  ``replay``.
 
 ``steps_per_execution`` (the second number of a setting) is plain ``fit``'s: the engine runs
 every batch up to the next evaluation point in one compiled call whatever it is.
@@ -330,7 +332,8 @@ def add_ratios(rows: list[dict], every: int, k: int) -> None:
         by[name]["vs_cross_shard"] = paired_ratio(by[name], by["cross_shard"])
     # A plugin's train step against its feed's without it, phase hooks (replay's buffer
     # updates, EWC's Fisher estimates) excluded from both: the per-step price of the plugin.
-    for name, base_name in (("ewc", "sequential"), ("replay_ewc", "replay")):
+    pairs = [(name, "sequential") for name in ("ewc", "si", "lwf", "agem")]
+    for name, base_name in [*pairs, ("replay_ewc", "replay")]:
         if name in by and base_name in by:
             by[name]["step_vs_" + base_name] = paired_ratio(
                 by[name], by[base_name], "round_step_samples_per_s"

@@ -115,3 +115,25 @@ def test_rotated_shard_k_is_digits_rotated_by_angle_k(tmp_path):
     image = x0[0].reshape(8, 8)
     np.testing.assert_allclose(arrays(ds.train, 1)[0][0].reshape(8, 8)[:, 0], image[0, ::-1])
     assert x0.min() >= 0 and arrays(ds.train, 2)[0].max() <= 1
+
+
+def test_domain_incremental_split_labels_each_class_by_its_place_in_the_pair(tmp_path, split):
+    # Hsu et al.'s domain-IL split: the class-IL shards' samples, labels 0/1 within each pair,
+    # one 2-way output shared by every shard.
+    domain = build_digits_split(tmp_path, domain_incremental=True)
+    assert domain.name == "digits_split_domain" and domain.num_classes == 2
+    assert [s.classes for s in domain.train.shards] == [(0, 1)] * 5
+    for k, pair in enumerate(class_groups(range(10), 2, 10)):
+        for store, same in ((domain.train, split.train), (domain.heldout, split.heldout)):
+            x, y = arrays(store, k)
+            x_class, y_class = arrays(same, k)
+            np.testing.assert_array_equal(x, x_class)
+            np.testing.assert_array_equal(y, (y_class == pair[1]).astype(y.dtype))
+    shuffled = build_digits_split(
+        tmp_path, class_order=[9, 8, 7, 6, 5, 4, 3, 2, 1, 0], domain_incremental=True
+    )
+    _, y = arrays(shuffled.train, 0)  # shard 0 holds 9 (label 0) and 8 (label 1)
+    _, y_class = arrays(
+        build_digits_split(tmp_path, class_order=[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]).train, 0
+    )
+    np.testing.assert_array_equal(y, (y_class == 8).astype(y.dtype))

@@ -48,3 +48,16 @@ def test_generation_leaves_global_random_state_alone(tmp_path):
 def test_too_few_samples_refused(tmp_path):
     with pytest.raises(ValueError, match=r"data.num_samples: expected an integer >= 10"):
         build_mnist1d_split(tmp_path, num_samples=5)
+
+
+def test_domain_incremental_variant(tmp_path):
+    kw = {"num_samples": 400, "heldout_fraction": 0.25}
+    split = build_mnist1d_split(tmp_path, **kw)
+    domain = build_mnist1d_split(tmp_path, domain_incremental=True, **kw)
+    assert (split.name, split.num_classes) == ("mnist1d_split", 10)
+    assert (domain.name, domain.num_classes) == ("mnist1d_split_domain", 2)
+    for k in range(5):
+        y_class = np.asarray(split.train.labels[k])
+        np.testing.assert_array_equal(
+            np.asarray(domain.train.labels[k]), (y_class == 2 * k + 1).astype(np.int64)
+        )

@@ -16,7 +16,8 @@ The memory and the draws live in the graph (the draw is a stateless function of 
 and the update count), so they are deterministic per seed however batches are prefetched.
 Where the peers differ: Avalanche's ``AGEMPlugin`` draws ``sample_size`` memory samples per
 update from per-experience memories of ``patterns_per_exp`` samples (as here); Mammoth's
-``agem.py`` fills a reservoir buffer at the end of each task and draws ``minibatch_size``.
+``agem.py`` keeps ``buffer_size / tasks`` samples of each finished task and draws
+``minibatch_size``.
 The paper draws 256 reference samples per update.
 """
 

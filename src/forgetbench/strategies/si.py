@@ -11,12 +11,12 @@ updates pay ``c * sum Omega (theta - theta*)^2``.
 Where the implementations differ (``c`` is not portable between them):
 
 - Avalanche (``SynapticIntelligencePlugin``) accumulates with the gradient of the *total* loss,
-  penalty included (that counts the penalty's own pull as importance), and clips
-  ``Omega`` at a maximum; its ``si_lambda`` is ``c``.
+  penalty included (that counts the penalty's own pull as importance), multiplies the path
+  integral by 0.0015 and clips ``Omega`` at 0.001; its ``si_lambda`` is ``c``.
 - Mammoth's ``si.py`` accumulated ``lr * g^2`` (the step of plain SGD) instead of the applied
   change until 2024, which differs from ``-g * delta_theta`` under momentum or Adam.
-- GMvandeVen/continual-learning uses the applied change and the task-loss gradient, as here,
-  but without the ``relu``.
+- GMvandeVen/continual-learning accumulates with the total-loss gradient too, and has no
+  ``relu``.
 
 With the accumulated (exact) path, one update's ``g_task`` is the accumulated gradient of the
 micro-batches of that update. Under ``remainder=naive`` with accumulation, Keras accumulates
