@@ -114,3 +114,12 @@ def test_si_is_deterministic_per_seed_and_c_zero_is_sequential(tiny_cfg):
 def test_bad_options_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SI(**kwargs)
+
+
+def test_a_bad_value_in_the_config_is_refused_before_any_data_is_read(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("strategy=si", "strategy.plugins.si.xi=-1")
+    with pytest.raises(
+        Exception, match=r"(?s)SI xi: expected a number > 0. Received -1.*strategy.plugins.si"
+    ):
+        build_trainer(cfg)
+    assert not (tmp_path / "data").exists()

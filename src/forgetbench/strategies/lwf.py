@@ -114,7 +114,7 @@ class LwF(Plugin):
         self.seen, self.log, self.teacher_phase = set(), [], None
         self._weight = ctx.variable("lwf/alpha", np.zeros(()))
         self._mask = ctx.variable("lwf/mask", np.ones(ctx.num_classes))
-        ctx.teacher()
+        self.teacher_parameters = int(ctx.teacher().count_params())
         scale = self.temperature**2 if self.t_squared else 1.0
         temperature, weight, mask = self.temperature, self._weight, self._mask
 
@@ -160,5 +160,6 @@ class LwF(Plugin):
             "distill_over": self.distill_over,
             "t_squared": self.t_squared,
             "teacher_from_phase": self.teacher_phase,
+            "teacher_parameters": getattr(self, "teacher_parameters", 0),
             "phases": self.log,
         }
