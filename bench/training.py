@@ -24,7 +24,8 @@ Rows:
   updates, EWC's Fisher estimates, A-GEM's memory writes) left out of the time: the train step's
   own cost. ``ewc``, ``si``, ``lwf`` and ``agem`` are compared with ``sequential`` on that basis
   (targets: LwF at most 1.5x a sequential step, SI 1.3x, A-GEM 2.5x), ``replay_ewc`` with
-  ``replay``.
+  ``replay``. ``agem`` draws the paper's 256 reference samples per update; the row
+  ``agem, reference_size = batch size`` draws as many as the batch holds.
 
 ``steps_per_execution`` (the second number of a setting) is plain ``fit``'s: the engine runs
 every batch up to the next evaluation point in one compiled call whatever it is.
@@ -66,6 +67,7 @@ EVAL = "cross_shard + evaluation every {} samples"
 EXACT = "cross_shard, exact accumulation k={} (weighted)"
 NAIVE = "cross_shard, Keras accumulation k={} (naive)"
 PENALTY = "cross_shard + quadratic penalty (EWC-shaped), engine only"
+AGEM_BATCH = "agem, reference_size = batch size"
 
 
 def config(overrides: list[str]):
@@ -93,12 +95,12 @@ class Bench:
         self.batch_size = int(cfg.train.batch_size)
         self.spe = spe  # plain fit's steps_per_execution
 
-    def fresh(self, strategy: str, remainder: str = "weighted", k: int = 1):
+    def fresh(self, strategy: str, remainder: str = "weighted", k: int = 1, overrides: tuple = ()):
         """A new model and the phases of ``strategy`` (``conf/strategy/NAME.yaml``)."""
         keras.utils.set_random_seed(int(self.cfg.seed))
         cfg = self.cfg
         policy = instantiate(config([f"remainder={remainder}"]).remainder)
-        strat = instantiate(config([f"strategy={strategy}"]).strategy)
+        strat = instantiate(config([f"strategy={strategy}", *overrides]).strategy)
         net = instantiate(cfg.model)(self.dataset.train.feature_shape, self.dataset.num_classes)
         keras_acc = {} if policy.exact or k == 1 else {"gradient_accumulation_steps": k}
         model = Engine(
@@ -124,6 +126,7 @@ class Bench:
             seed=int(self.cfg.seed),
             feature_shape=data.feature_shape,
             num_classes=self.dataset.num_classes,
+            shard_classes=[shard.classes for shard in data.shards],
         )
         return Trainer(
             engine=model,
@@ -256,6 +259,10 @@ def measure_setting(args, batch_size: int, spe: int) -> list[dict]:
     every, k = int(cfg.eval.every_samples), args.accumulation_steps
     plans = [(PLAIN, bench.plain_row, {})]
     plans += [(name, bench.trainer_row, {"strategy": name}) for name in strategy_names()]
+    small_reference = f"strategy.plugins.agem.reference_size={batch_size}"
+    plans.append(
+        (AGEM_BATCH, bench.trainer_row, {"strategy": "agem", "overrides": (small_reference,)})
+    )
     plans += [
         (FIT_ONLY, bench.fit_row, {"strategy": "cross_shard"}),
         (
@@ -332,7 +339,7 @@ def add_ratios(rows: list[dict], every: int, k: int) -> None:
         by[name]["vs_cross_shard"] = paired_ratio(by[name], by["cross_shard"])
     # A plugin's train step against its feed's without it, phase hooks (replay's buffer
     # updates, EWC's Fisher estimates) excluded from both: the per-step price of the plugin.
-    pairs = [(name, "sequential") for name in ("ewc", "si", "lwf", "agem")]
+    pairs = [(name, "sequential") for name in ("ewc", "si", "lwf", "agem", AGEM_BATCH)]
     for name, base_name in [*pairs, ("replay_ewc", "replay")]:
         if name in by and base_name in by:
             by[name]["step_vs_" + base_name] = paired_ratio(

@@ -149,8 +149,14 @@ class LwF(Plugin):
         self.teacher_phase = phase.index
         if phase.train_shard is None:
             self.seen |= set(range(self._num_classes))
-        else:
+        elif phase.train_shard < len(ctx.shard_classes):
             self.seen |= set(ctx.shard_classes[phase.train_shard])
+        elif self.distill_over == "seen_classes":
+            raise ValueError(
+                f"LwF distill_over=seen_classes: the context knows the classes of "
+                f"{len(ctx.shard_classes)} shards, not of shard {phase.train_shard}. Start "
+                "runs with Engine.start_run(..., shard_classes=...) as forgetbench.run does"
+            )
 
     def summary(self) -> dict:
         """Hyperparameters and, per phase, the weight, the teacher's phase and the units."""
