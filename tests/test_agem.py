@@ -59,8 +59,9 @@ def test_projected_gradients_never_conflict_with_the_reference():
 
 def test_reference_draws_are_distinct_filled_slots_and_uniform():
     counts = np.zeros(10)
+    draw = tf.function(lambda seed: reference_draw(10, 7.0, 4, seed))
     for seed in range(2000):
-        slots, valid = reference_draw(10, 7.0, 4, [seed, 3])
+        slots, valid = draw(tf.constant([seed, 3]))
         slots, valid = slots.numpy(), valid.numpy()
         assert len(set(slots)) == 4 and valid.sum() == 4 and slots.max() < 7
         counts[slots] += 1
