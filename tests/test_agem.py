@@ -7,7 +7,8 @@ import tensorflow as tf
 from forgetbench.losses import per_sample_loss
 from forgetbench.remainder import RemainderPolicy
 from forgetbench.run import build_trainer
-from forgetbench.strategies.agem import AGEM, project, reference_draw
+from forgetbench.strategies.agem import AGEM, project
+from forgetbench.strategies.graph_memory import reference_draw
 from forgetbench.train.models import logreg
 from test_extension_points import (
     CLASSES,

@@ -12,12 +12,16 @@ seed and random streams, named memories, and the ways into the compiled train st
   optimizer applies it (A-GEM);
 - :meth:`PluginContext.add_after_update`: runs in the graph after every update with the
   parameters before and after it and the gradient of the per-sample losses alone (SI);
+- :meth:`PluginContext.add_batch_hook`: runs in the graph on every micro-batch and its logits,
+  before the update (DER writes its buffer there);
 - :meth:`PluginContext.teacher` / :meth:`PluginContext.freeze_teacher`: a frozen copy of the
   network whose logits loss terms can use (LwF), refreshed without retracing the step;
 - :meth:`PluginContext.replace_network`: a new network at a phase start (new variables, a fresh
   optimizer state for them, a retraced step), and :meth:`PluginContext.set_evaluation_forward`
   to route each held-out shard to its own network or head (progressive networks);
-- :meth:`PluginContext.add_callback`: Keras-style callbacks (train and epoch hooks).
+- :meth:`PluginContext.add_callback`: Keras-style callbacks (train and epoch hooks);
+- :meth:`PluginContext.train_network` / :meth:`PluginContext.reset_optimizer`: training on a
+  feed of the plugin's own outside the stream (GDumb's memory), from a fresh optimizer state.
 
 Graph state (anything the step reads) comes from :meth:`PluginContext.variable`: runs of a
 sweep that share a network shape reuse one traced step, and the step reads the variables it was
@@ -65,6 +69,8 @@ class EngineHooks(Protocol):
 
     def variable(self, name: str, initial: np.ndarray) -> Any: ...  # noqa: D102
     def teacher(self) -> Any: ...  # noqa: D102
+    def train_outside(self, feed: Any, epochs: int) -> bool: ...  # noqa: D102
+    def reset_optimizer_state(self) -> None: ...  # noqa: D102
     def freeze_teacher(self) -> None: ...  # noqa: D102
     def replace_network(self, net: Any) -> None: ...  # noqa: D102
 
@@ -80,6 +86,8 @@ class PluginContext:
         phases: Every phase of the run, in order (known before ``setup``).
         shard_classes: The class ids of each training shard, by shard index.
         memories: Named memories a plugin keeps (reported and, later, checkpointed).
+        diverged: Set by a plugin to a reason when its own training stopped being finite: the
+            run stops after the current hook, as on a non-finite training loss.
     """
 
     def __init__(
@@ -106,8 +114,11 @@ class PluginContext:
         self.penalties: list[tuple[str, Callable]] = []
         self.gradient_transforms: list[tuple[str, Callable]] = []
         self.after_update: list[tuple[str, Callable]] = []
+        self.batch_hooks: list[tuple[str, Callable]] = []
         self.callbacks: list[Any] = []
         self.evaluation_forward: Callable | None = None
+        self.diverged: str | None = None
+        self._trained_outside = False
         self._samples_seen = samples_seen
         self._evaluate = evaluate
         self._plugin_configs = dict(plugin_configs or {})
@@ -204,9 +215,39 @@ class PluginContext:
         self._register("after_update")
         self.after_update.append((name, fn))
 
+    def add_batch_hook(self, name: str, fn: Callable) -> None:
+        """Adds ``fn(batch, logits)``, run in the graph on every micro-batch.
+
+        It runs after the micro-batch's forward pass and before its update (so before the
+        penalties of that update are computed), with the logits the update's gradient comes
+        from (no gradient flows through them). Padding rows have ``weight`` 0 and replayed
+        rows ``is_new`` 0.
+        """
+        self._register("batch_hook")
+        self.batch_hooks.append((name, fn))
+
     def add_callback(self, callback) -> None:
         """Adds a Keras-style callback (``on_train_begin/end``, ``on_epoch_begin/end``)."""
         self.callbacks.append(callback)
+
+    def train_network(self, feed, epochs: int) -> bool:
+        """Trains the network on ``feed`` for ``epochs`` epochs outside the stream.
+
+        Samples seen and the evaluation schedule are not affected. Returns whether the loss
+        and the weights stayed finite; if not, set :attr:`diverged` to stop the run. Called from
+        ``after_phase``, the phase's last evaluation is made again with the trained network.
+        """
+        self._trained_outside = True
+        return self._engine.train_outside(feed, epochs)
+
+    def take_trained_outside(self) -> bool:
+        """Whether ``train_network`` ran since the last call (read by the trainer)."""
+        trained, self._trained_outside = self._trained_outside, False
+        return trained
+
+    def reset_optimizer(self) -> None:
+        """Restores the optimizer's initial state (moments, step count)."""
+        self._engine.reset_optimizer_state()
 
     def teacher(self):
         """The frozen teacher network (created on first use, a copy of ``net``'s weights)."""
@@ -240,5 +281,6 @@ class PluginContext:
             tuple(name for name, _ in self.penalties),
             tuple(name for name, _ in self.gradient_transforms),
             tuple(name for name, _ in self.after_update),
+            tuple(name for name, _ in self.batch_hooks),
             owners,
         )

@@ -28,8 +28,7 @@ import tensorflow as tf
 
 from forgetbench.losses import per_sample_loss
 from forgetbench.strategies.base import Phase, Plugin
-
-SEED_RANGE = 2**24  # seeds kept exactly in a float32 variable
+from forgetbench.strategies.graph_memory import SEED_RANGE, reference_draw
 
 
 def project(grads, reference):
@@ -48,21 +47,6 @@ def project(grads, reference):
     coefficient = tf.where(conflict, dot / tf.maximum(norm, 1e-30), tf.zeros_like(dot))
     projected = [g - coefficient * r for g, r in zip(grads, reference, strict=True)]
     return projected, conflict
-
-
-def reference_draw(capacity: int, count, size: int, seed):
-    """Slots of one reference draw: ``size`` distinct slots uniform among the first ``count``.
-
-    A stateless function of ``seed`` (two integers). While the memory holds fewer than
-    ``size`` samples, every filled slot is drawn and the rest of the draw is marked invalid.
-
-    Returns:
-        ``(slots, valid)``: ``min(size, capacity)`` slot indices and a 0/1 mask.
-    """
-    scores = tf.random.stateless_uniform([capacity], seed=tf.cast(seed, tf.int64))
-    filled = tf.range(capacity, dtype=tf.float32) < count
-    slots = tf.math.top_k(tf.where(filled, scores, -1.0), k=min(size, capacity)).indices
-    return slots, tf.cast(tf.gather(filled, slots), tf.float32)
 
 
 class AGEM(Plugin):

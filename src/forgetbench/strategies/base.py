@@ -20,11 +20,14 @@ class Phase:
         index: Position of the phase in the run.
         train_shard: The shard trained in this phase, or ``None`` for mixed and joint feeds.
         feed: The phase's batches.
+        updates: Whether the batches update the network. ``False``: the stream passes (counted
+            in samples seen, evaluated on schedule) without training on it (GDumb).
     """
 
     index: int
     train_shard: int | None
     feed: Feed
+    updates: bool = True
 
 
 class Plugin:

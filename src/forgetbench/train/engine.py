@@ -282,6 +282,28 @@ class Engine(TrainStep):
         self.flush()
         return self.epoch_logs()
 
+    def advance(self, samples: int, batches: int) -> None:
+        """Counts batches that pass without training (a phase with ``updates=False``)."""
+        self.samples_seen.assign_add(int(samples))
+        self.batches_seen.assign_add(int(batches))
+
+    def train_outside(self, feed, epochs: int) -> bool:
+        """Trains ``epochs`` epochs of ``feed`` outside the stream; returns whether all was finite.
+
+        Samples and batches seen are left as they were, and the epoch's logs start afresh.
+        """
+        seen, batches = self.samples_seen.numpy(), self.batches_seen.numpy()
+        finite = True
+        for epoch in range(int(epochs)):
+            logs = self.train_epoch(feed, epoch)
+            finite = self.weights_finite() and bool(np.isfinite(logs["loss"]))
+            if not finite:
+                break
+        self.samples_seen.assign(seen)
+        self.batches_seen.assign(batches)
+        self.reset_epoch()
+        return finite
+
     def flush(self) -> bool:
         """Applies a partly filled accumulation group; returns whether an update was made.
 

@@ -10,7 +10,7 @@ each batch's loss is divided by its length and accumulation is the optimizer's o
 
 Every update goes through :meth:`TrainStep._apply_update`, the one place where updates are
 made: penalty gradients (once per update) are added, gradient transforms run, the optimizer
-applies, after-update hooks run.
+applies, after-update hooks run. Batch hooks see every micro-batch and its logits just before.
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ class TrainStep:
                 exact = self.policy.exact
                 size = count if exact else tf.cast(tf.shape(batch[WEIGHT])[0], count.dtype)
                 objective = sample_total / tf.maximum(size, 1.0)
+        for _, hook in self.ctx.batch_hooks:
+            hook(batch, tf.stop_gradient(logits))
         if self.exact_accumulation:
             grads = tape.gradient(sample_total, variables)
             for acc, g in zip(self._grad_sums, grads, strict=True):

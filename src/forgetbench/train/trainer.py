@@ -142,6 +142,16 @@ class Trainer:
             self._next_boundary += 1
         self.eval_seconds += time.perf_counter() - start
 
+    def _redo_last_evaluation(self) -> None:
+        """Evaluates again at the last point: a hook trained the network after it (GDumb)."""
+        seen = self.samples_seen
+        if self._last_eval != seen:
+            self.evaluate(seen)
+            return
+        self.records = [r for r in self.records if r["samples_seen"] != seen]
+        self._last_eval = -1
+        self.evaluate(seen)
+
     def _evaluate_now(self) -> list[dict]:
         forward = None if self.ctx is None else self.ctx.evaluation_forward
         return self.evaluator(self.engine.net, forward=forward)
@@ -174,7 +184,11 @@ class Trainer:
             position = 0
             while position < count:
                 stop = position + self._steps_until_due(new[position:], seen)
-                end, finite = engine.run(tensors, position, stop)
+                if phase.updates:
+                    end, finite = engine.run(tensors, position, stop)
+                else:  # the stream passes without training (GDumb)
+                    end, finite = stop, True
+                    engine.advance(int(new[position:end].sum()), end - position)
                 seen += int(new[position:end].sum())
                 position = end
                 if not finite:
@@ -197,7 +211,7 @@ class Trainer:
             self._diverge("non-finite weights")
             return False
         self.evaluate_if_due(seen)
-        logs = self.engine.epoch_logs()
+        logs = self.engine.epoch_logs() if phase.updates else {}
         self.train_log.append({"phase": phase.index, "epoch": epoch, **logs})
         self._callbacks("on_epoch_end", epoch, logs)
         return True
@@ -236,6 +250,11 @@ class Trainer:
             if not self._train_epochs(phase):
                 return train_seconds()
             self.strategy.after_phase(self.ctx, phase)
+            if self.ctx.diverged:
+                self._diverge(self.ctx.diverged)
+                return train_seconds()
+            if self.ctx.take_trained_outside():
+                self._redo_last_evaluation()
         self.evaluate()
         self._callbacks("on_train_end")
         return train_seconds()
