@@ -22,10 +22,12 @@ Rows:
 
 - ``steps only``: for Trainer rows, samples/s with the strategy's phase hooks (replay's buffer
   updates, EWC's Fisher estimates, A-GEM's memory writes) left out of the time: the train step's
-  own cost. ``ewc``, ``si``, ``lwf`` and ``agem`` are compared with ``sequential`` on that basis
-  (targets: LwF at most 1.5x a sequential step, SI 1.3x, A-GEM 2.5x), ``replay_ewc`` with
-  ``replay``. ``agem`` draws the paper's 256 reference samples per update; the row
-  ``agem, reference_size = batch size`` draws as many as the batch holds.
+  own cost. ``ewc``, ``si``, ``lwf``, ``agem``, ``der`` and ``derpp`` are compared with
+  ``sequential`` on that basis (targets: LwF at most 1.5x a sequential step, SI 1.3x, A-GEM
+  2.5x, DER 2.2x, DER++ 3x), ``replay_ewc`` with ``replay``. ``gdumb`` trains on its memory in
+  phase hooks only: its row is the cost of the stream passing plus that training. ``agem``
+  draws the paper's 256 reference samples per update; the row ``agem, reference_size = batch
+  size`` draws as many as the batch holds.
 
 ``steps_per_execution`` (the second number of a setting) is plain ``fit``'s: the engine runs
 every batch up to the next evaluation point in one compiled call whatever it is.
@@ -339,7 +341,8 @@ def add_ratios(rows: list[dict], every: int, k: int) -> None:
         by[name]["vs_cross_shard"] = paired_ratio(by[name], by["cross_shard"])
     # A plugin's train step against its feed's without it, phase hooks (replay's buffer
     # updates, EWC's Fisher estimates) excluded from both: the per-step price of the plugin.
-    pairs = [(name, "sequential") for name in ("ewc", "si", "lwf", "agem", AGEM_BATCH)]
+    methods = ("ewc", "si", "lwf", "agem", AGEM_BATCH, "der", "derpp")
+    pairs = [(name, "sequential") for name in methods]
     for name, base_name in [*pairs, ("replay_ewc", "replay")]:
         if name in by and base_name in by:
             by[name]["step_vs_" + base_name] = paired_ratio(
