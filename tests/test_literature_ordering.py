@@ -3,7 +3,8 @@
 Hsu et al. 2018 (Table 2) and van de Ven et al. 2022 on Split and Permuted MNIST: task-
 incremental, LwF and SI well above sequential training; class-incremental, sequential, SI and
 LwF all near 1/5 (only the last pair is predicted), A-GEM at most a little above, replay far
-above; permuted (domain-incremental), SI and EWC above sequential. The presets' hyperparameters
+above; permuted (domain-incremental), SI and EWC above sequential; class-incremental, DER++ and
+GDumb near replay with the same memory budget. The presets' hyperparameters
 (``conf/tuned/``) were picked with seed 10, not one of the seeds here.
 """
 
@@ -59,3 +60,15 @@ def test_permuted_digits_si_and_ewc_above_sequential(tmp_path):
     sequential = acc(tmp_path, "permuted_digits", "sequential")
     for strategy in ("si", "ewc"):
         assert acc(tmp_path, "permuted_digits", strategy).mean() > sequential.mean() + 0.05
+
+
+@pytest.mark.slow
+def test_class_incremental_split_derpp_and_gdumb_near_replay(tmp_path):
+    # Buzzega et al. 2020 (Seq-MNIST) and Prabhu et al. 2020 (class-incremental MNIST): with the
+    # same 500-sample memory, DER++ and GDumb land with experience replay, far above sequential.
+    sequential = acc(tmp_path, "split_digits", "sequential").mean()
+    replay = acc(tmp_path, "split_digits", "replay").mean()
+    for strategy in ("derpp", "gdumb"):
+        mean = acc(tmp_path, "split_digits", strategy).mean()
+        assert mean > sequential + 0.5, strategy
+        assert abs(mean - replay) < 0.08, (strategy, mean, replay)

@@ -110,3 +110,9 @@ def sequential_boundaries(
     """
     fed = [epochs * policy.samples_fed(int(n), batch_size) for n in sizes]
     return np.cumsum(fed).astype(np.int64)
+
+
+def value_counts(values: np.ndarray) -> dict[int, int]:
+    """How often each integer value occurs, by value (for summaries of memories)."""
+    keys, numbers = np.unique(np.asarray(values, dtype=np.int64), return_counts=True)
+    return {int(k): int(c) for k, c in zip(keys, numbers, strict=True)}

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from forgetbench.batch import IS_NEW, X, Y
 from forgetbench.losses import per_sample_loss
-from forgetbench.strategies.base import Phase, Plugin
+from forgetbench.strategies.base import Phase, Plugin, value_counts
 from forgetbench.strategies.graph_memory import SEED_RANGE, reference_draw, reservoir_slots
 
 DRAW_LOGITS, DRAW_LABELS, WRITE = 0, 1, 2  # purposes of the stateless streams
@@ -178,10 +178,6 @@ class DER(Plugin):
         shards = self.shard.numpy()[:n].astype(int)
         labels = self.y.numpy()[:n].astype(int)
 
-        def counts(values):
-            keys, numbers = np.unique(values, return_counts=True)
-            return {int(k): int(c) for k, c in zip(keys, numbers, strict=True)}
-
         return {
             "alpha": self.alpha,
             "beta": self.beta,
@@ -190,7 +186,7 @@ class DER(Plugin):
             "buffer_bytes": self.capacity * self.row_bytes,
             "buffer_size": n,
             "samples_streamed": int(self.seen.numpy()),
-            "per_shard": counts(shards),
-            "per_class": counts(labels),
+            "per_shard": value_counts(shards),
+            "per_class": value_counts(labels),
             "phases": self.log,
         }

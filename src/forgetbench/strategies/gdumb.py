@@ -20,7 +20,7 @@ import numpy as np
 
 from forgetbench.data.feed import Feed, array_gather
 from forgetbench.data.samplers import ShuffledPlan
-from forgetbench.strategies.base import Phase, Plugin
+from forgetbench.strategies.base import Phase, Plugin, value_counts
 
 PLAN_KEY = 1 << 20  # the memory's epoch orders: phase keys no stream order uses
 
@@ -121,16 +121,12 @@ class GDumb(Plugin):
         x, y = self.memory.items()
         shards = self.memory.shard[: self.memory.size]
 
-        def counts(values):
-            keys, numbers = np.unique(values, return_counts=True)
-            return {int(k): int(c) for k, c in zip(keys, numbers, strict=True)}
-
         return {
             "capacity": self.capacity,
             "epochs": self.epochs,
             "memory_bytes": int(x.nbytes + y.nbytes),
             "memory_size": len(y),
-            "per_shard": counts(shards),
-            "per_class": counts(y),
+            "per_shard": value_counts(shards),
+            "per_class": value_counts(y),
             "phases": self.log,
         }
