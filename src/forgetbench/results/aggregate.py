@@ -10,7 +10,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-STRATEGY_ORDER = ["sequential", "replay", "ewc", "si", "lwf", "agem", "cross_shard", "joint"]
+STRATEGY_ORDER = [
+    "sequential",
+    "replay",
+    "ewc",
+    "si",
+    "lwf",
+    "agem",
+    "der",
+    "derpp",
+    "gdumb",
+    "cross_shard",
+    "joint",
+]
 
 
 def mean_ci(values: pd.Series) -> tuple[float, float]:
