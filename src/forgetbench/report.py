@@ -19,7 +19,8 @@ from forgetbench.plots.onset import plot_onsets
 from forgetbench.plots.style import save_figure
 from forgetbench.results import aggregate
 from forgetbench.results.aggregate import STRATEGY_ORDER, mean_ci
-from forgetbench.results.io import CURVES, SUMMARY, read_json, write_with
+from forgetbench.results.io import CURVES, SUMMARY, write_with
+from forgetbench.results.run_files import read_summary
 from forgetbench.results.tables import latex, markdown
 from forgetbench.run_folder import config_differences, setting_digest
 from forgetbench.sweep import count_jobs
@@ -57,7 +58,7 @@ def readable_runs(folders: list[Path]) -> list[Path]:
     kept = []
     for folder in folders:
         try:
-            read_json(folder / SUMMARY)
+            read_summary(folder)
             pq.read_metadata(folder / CURVES)
         except (OSError, ValueError) as exc:
             print(f"[forgetbench-report] unreadable run, left out: {folder}: {exc}")
@@ -86,7 +87,7 @@ def runs_table(folders: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
     """One row per finished run: status, identity, final metrics (none if diverged), timing."""
     rows, summaries = [], []
     for folder in folders:
-        s = read_json(folder / SUMMARY)
+        s = read_summary(folder)  # either layout: tables beside it, or all inline
         summaries.append(s)
         rows.append(
             {
