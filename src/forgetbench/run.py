@@ -117,6 +117,16 @@ def _phase_spans(phases, boundaries: np.ndarray, total: int) -> list[dict]:
     ]
 
 
+def shard_boundaries(dataset, phases, epochs: int, batch_size: int, policy) -> np.ndarray:
+    """Real samples the sequential feed has seen at the end of each shard (the last: the total)."""
+    total = epochs * sum(p.feed.samples_per_epoch for p in phases)
+    boundaries = np.minimum(
+        sequential_boundaries(dataset.train.sizes, epochs, batch_size, policy), total
+    )
+    boundaries[-1] = total
+    return boundaries
+
+
 def seed_everything(seed: int, tensorflow: bool = True) -> None:
     """Seeds Python, numpy and (``tensorflow``) TensorFlow; turns on op determinism.
 
@@ -215,11 +225,7 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
                 "a partial batch, so nothing of it would be trained. Use a smaller batch size or "
                 "another remainder policy"
             )
-    total = epochs * sum(p.feed.samples_per_epoch for p in phases)
-    boundaries = np.minimum(
-        sequential_boundaries(dataset.train.sizes, epochs, batch_size, policy), total
-    )
-    boundaries[-1] = total
+    boundaries = shard_boundaries(dataset, phases, epochs, batch_size, policy)
     steps_per_call = cfg.train.get("steps_per_call")
     trainer = Trainer(
         engine=engine,
@@ -233,7 +239,7 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
         ),
         epochs=epochs,
         every_samples=int(cfg.eval.every_samples),
-        boundaries=boundaries,
+        boundaries=boundaries[config_groups(cfg, dataset.train.names).last_shards()],
         verbose=int(cfg.train.verbose),
         reset_optimizer=bool(cfg.train.reset_optimizer),
         steps_per_call=None if steps_per_call is None else int(steps_per_call),
@@ -305,10 +311,14 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             curves = _curves(trainer, identity)
             total = int(trainer.boundaries[-1])
             groups = config_groups(cfg, dataset.train.names)
+            batch_size = int(cfg.train.batch_size)
+            shards_end = shard_boundaries(
+                dataset, trainer.phases, trainer.epochs, batch_size, policy
+            )
             results = (
                 summarise(
                     curves,
-                    trainer.boundaries[groups.last_shards()],
+                    trainer.boundaries,  # of the groups
                     cfg.eval.onset_delta,
                     cfg.eval.onset_patience,
                     mixed=all(p.train_shard is None for p in trainer.phases),
@@ -320,7 +330,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             "status": "completed" if trainer.diverged is None else "diverged",
             **identity,
             **results,
-            "phases": group_spans(_phase_spans(trainer.phases, trainer.boundaries, total), groups),
+            "phases": group_spans(_phase_spans(trainer.phases, shards_end, total), groups),
             "groups": {"count": groups.count, "names": groups.names},
             "shards": {
                 "names": dataset.train.names,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from forgetbench.data.limits import ensure_open_files
 from forgetbench.data.maps import MAX_OPEN_SHARDS, ShardMaps
 from forgetbench.data.pack import open_pack
 from forgetbench.data.shards import (
@@ -178,6 +179,7 @@ class ShardStore:
         if self.num_shards <= self.max_open:
             return None
         if self._pack is None:
+            ensure_open_files(2, self.folder)
             try:
                 self._pack = open_pack(self.cache, self.shards)
             except PermissionError as exc:
