@@ -182,15 +182,16 @@ def report_tables(runs: pd.DataFrame, summaries: list[dict], curves: pd.DataFram
     runs = runs[completed].reset_index(drop=True)
     summaries = [s for s, ok in zip(summaries, completed, strict=True) if ok]
     keys = group_keys(runs)
-    onsets = aggregate.onsets_table(summaries, runs, keys)
+    names = aggregate.eval_names(summaries)  # legend labels of the figures
+    onsets = aggregate.with_names(aggregate.onsets_table(summaries, runs, keys), names)
     return {
         "runs": all_runs,
         "curves": curves,
         "summary": summary_table(runs),
-        "bands": aggregate.curve_bands(curves, runs, keys),
+        "bands": aggregate.with_names(aggregate.curve_bands(curves, runs, keys), names),
         "matrices": aggregate.matrices_table(summaries, runs, keys),
         "onsets": onsets,
-        "onset_summary": aggregate.onset_summary(onsets, keys),
+        "onset_summary": aggregate.with_names(aggregate.onset_summary(onsets, keys), names),
         "phases": aggregate.phases_table(summaries, runs, keys),
     }
 

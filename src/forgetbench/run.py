@@ -400,6 +400,7 @@ def write_run_figure(out_dir: Path, curves: pd.DataFrame, summary: dict) -> None
         phases=pd.DataFrame(summary["phases"]),
         onsets=pd.DataFrame(summary["onset"]) if "onset" in summary else None,
         title=f"{summary['strategy']} on {summary['dataset']} (seed {summary['seed']})",
+        names=(summary.get("groups") or {}).get("names"),
     )
     save_figure(fig, out_dir / "curves")
     plt.close(fig)
