@@ -40,7 +40,7 @@ YLABEL = "held-out accuracy"
 def key_handles(*, band: bool, spans: bool, onsets: bool, heatmap: bool = False) -> list:
     """Legend entries explaining the marks a curve figure uses."""
     handles = []
-    if band:
+    if band and not heatmap:
         handles.append(Patch(color=MUTED, alpha=BAND_ALPHA * 2, lw=0, label="seed range"))
     if spans:
         label = "phase boundary" if heatmap else "training span"
@@ -95,7 +95,8 @@ def _heatmap(ax, curves, phases, onsets, names):
     )
     if phases is not None:
         ends = phases.dropna(subset=["train_shard"])["end_samples"].to_numpy(float)
-        ax.vlines(ends[:-1], -0.5, len(grid) - 0.5, color="white", lw=0.5, alpha=0.8)
+        step = max(1, -(-len(ends) // 60))  # at most about 60 lines: the colours stay visible
+        ax.vlines(ends[:-1:step], -0.5, len(grid) - 0.5, color="white", lw=0.5, alpha=0.8)
     if onsets is not None:
         found = onsets.dropna(subset=["samples_seen"])
         index = {s: i for i, s in enumerate(grid.index)}
