@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ class ShardMaps(Sequence):
         self.paths, self.sources, self.folder = list(paths), list(sources), folder
         self.capacity = max(1, int(capacity))
         self._open: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         """Number of shards."""
@@ -50,15 +52,16 @@ class ShardMaps(Sequence):
         k = int(k) + len(self) if int(k) < 0 else int(k)
         if not 0 <= k < len(self):
             raise IndexError(f"Shard index {k} out of range for {len(self)} shards")
-        array = self._open.pop(k, None)
-        if array is None:
-            if len(self._open) >= self.capacity:
-                self._open.popitem(last=False)
-            else:
-                ensure_open_files(1, self.folder)
-            array = open_npy(self.paths[k], self.sources[k])
-        self._open[k] = array
-        return array
+        with self._lock:  # gathers may run in a prefetching thread
+            array = self._open.pop(k, None)
+            if array is None:
+                if len(self._open) >= self.capacity:
+                    self._open.popitem(last=False)
+                else:
+                    ensure_open_files(1, self.folder)
+                array = open_npy(self.paths[k], self.sources[k])
+            self._open[k] = array
+            return array
 
     @property
     def held(self) -> int:
@@ -67,4 +70,5 @@ class ShardMaps(Sequence):
 
     def close(self) -> None:
         """Drops every held map."""
-        self._open.clear()
+        with self._lock:
+            self._open.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 
@@ -182,7 +183,9 @@ class ShardStore:
             ensure_open_files(2, self.folder)
             try:
                 self._pack = open_pack(self.cache, self.shards)
-            except PermissionError as exc:
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
                 log.warning(
                     "Cannot write the packed shards into %s (%s): gathers reopen shard files, "
                     "which is slow for %d shards. Set data.convert_cache to a writable folder.",
