@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/training.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/grid.py
+	$(BIN)/python bench/scale.py
 
 # Peer benchmark against Avalanche 0.6.0 (bench/peers/: its own venv, CPU torch): 10 to 20
 # minutes on 2 cores, plus about 3 minutes and 1.5 GB for the first install. Options for

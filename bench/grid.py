@@ -25,7 +25,6 @@ seed 0 only with one epoch per phase (5 jobs).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -86,9 +85,11 @@ def forgetbench(args: list[str], env: dict, log: Path) -> float:
 
 
 def summaries(sweep: Path) -> dict[str, dict]:
-    """Every job's ``summary.json`` in a sweep folder, keyed by the job's folder name."""
+    """Every job's summary (tables beside it read back) in a sweep folder, by job folder name."""
+    from forgetbench.results.run_files import read_summary
+
     return {
-        str(p.parent.relative_to(sweep)): json.loads(p.read_text())
+        str(p.parent.relative_to(sweep)): read_summary(p.parent)
         for p in sorted(sweep.glob("*/summary.json"))
     }
 

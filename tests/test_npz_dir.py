@@ -35,7 +35,7 @@ def test_file_name_order_and_carved_heldout(tmp_path):
         np.testing.assert_array_equal(
             sorted_rows(np.concatenate([x, hx]), np.concatenate([y, hy])), original
         )
-    assert all(isinstance(f, np.memmap) for f in ds.train.features + ds.heldout.features)
+    assert all(isinstance(f, np.memmap) for f in [*ds.train.features, *ds.heldout.features])
 
 
 def test_carve_is_seeded_cached_and_per_shard(tmp_path, monkeypatch):

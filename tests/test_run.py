@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from forgetbench.memory import rss_anon_mb
+from forgetbench.results.run_files import read_summary
 from forgetbench.run import run
 
 CURVE_COLUMNS = [
@@ -56,7 +57,12 @@ def test_run_writes_contract_files(tiny_cfg, tmp_path, strategy):
     curves = pd.read_parquet(out / "curves.parquet")
     assert list(curves.columns[: len(CURVE_COLUMNS)]) == CURVE_COLUMNS
     on_disk = json.loads((out / "summary.json").read_text())
-    assert on_disk == summary
+    assert read_summary(out) == summary  # the summary with the tables beside it put back
+    assert on_disk["accuracy_matrix"] == {"file": "matrix.parquet", "shape": [3, 3]}
+    assert on_disk["shards"]["count"] == 3 and on_disk["train_log"]["file"] == "train_log.parquet"
+    assert {"matrix.parquet", "shards.parquet", "train_log.parquet"} <= {
+        p.name for p in out.iterdir()
+    }
     for key in SUMMARY_KEYS:
         assert key in summary, key
     assert summary["status"] == "completed"

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from forgetbench.results.run_files import read_summary
 from forgetbench.run import run
 from forgetbench.run_folder import LOCK, OtherConfigError, RunInProgressError
 
@@ -41,7 +42,7 @@ def test_a_folder_holding_another_configs_run_is_refused(tiny_cfg, finished):
     with pytest.raises(OtherConfigError, match=r"model.hidden: \[8\] -> \[16\]") as err:
         run(tiny_cfg("model.hidden=[16]"), out)
     assert summary["run_id"] in str(err.value)
-    assert json.loads((out / "summary.json").read_text()) == summary  # kept
+    assert read_summary(out) == summary  # kept
 
 
 def test_where_results_go_is_not_part_of_the_config(tiny_cfg, finished, tmp_path):

@@ -19,7 +19,8 @@ from forgetbench.plots.onset import plot_onsets
 from forgetbench.plots.style import save_figure
 from forgetbench.results import aggregate
 from forgetbench.results.aggregate import STRATEGY_ORDER, mean_ci
-from forgetbench.results.io import CURVES, SUMMARY, read_json, write_with
+from forgetbench.results.io import CURVES, SUMMARY, write_with
+from forgetbench.results.run_files import read_summary
 from forgetbench.results.tables import latex, markdown
 from forgetbench.run_folder import config_differences, setting_digest
 from forgetbench.sweep import count_jobs
@@ -57,7 +58,7 @@ def readable_runs(folders: list[Path]) -> list[Path]:
     kept = []
     for folder in folders:
         try:
-            read_json(folder / SUMMARY)
+            read_summary(folder)
             pq.read_metadata(folder / CURVES)
         except (OSError, ValueError) as exc:
             print(f"[forgetbench-report] unreadable run, left out: {folder}: {exc}")
@@ -86,7 +87,7 @@ def runs_table(folders: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
     """One row per finished run: status, identity, final metrics (none if diverged), timing."""
     rows, summaries = [], []
     for folder in folders:
-        s = read_json(folder / SUMMARY)
+        s = read_summary(folder)  # either layout: tables beside it, or all inline
         summaries.append(s)
         rows.append(
             {
@@ -181,15 +182,16 @@ def report_tables(runs: pd.DataFrame, summaries: list[dict], curves: pd.DataFram
     runs = runs[completed].reset_index(drop=True)
     summaries = [s for s, ok in zip(summaries, completed, strict=True) if ok]
     keys = group_keys(runs)
-    onsets = aggregate.onsets_table(summaries, runs, keys)
+    names = aggregate.eval_names(summaries)  # legend labels of the figures
+    onsets = aggregate.with_names(aggregate.onsets_table(summaries, runs, keys), names)
     return {
         "runs": all_runs,
         "curves": curves,
         "summary": summary_table(runs),
-        "bands": aggregate.curve_bands(curves, runs, keys),
+        "bands": aggregate.with_names(aggregate.curve_bands(curves, runs, keys), names),
         "matrices": aggregate.matrices_table(summaries, runs, keys),
         "onsets": onsets,
-        "onset_summary": aggregate.onset_summary(onsets, keys),
+        "onset_summary": aggregate.with_names(aggregate.onset_summary(onsets, keys), names),
         "phases": aggregate.phases_table(summaries, runs, keys),
     }
 

@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.eval.evaluator import Evaluator, task_classes
+from forgetbench.eval.groups import config_groups, group_spans
 from forgetbench.eval.summary import summarise
 from forgetbench.memory import PeakMemory, peak_rss_mb
 from forgetbench.results.io import (
@@ -30,6 +31,7 @@ from forgetbench.results.io import (
     write_json,
     write_with,
 )
+from forgetbench.results.run_files import split_summary, write_tables
 from forgetbench.run_folder import (
     clear_temporaries,
     config_digest,
@@ -113,6 +115,16 @@ def _phase_spans(phases, boundaries: np.ndarray, total: int) -> list[dict]:
         }
         for p, s, e in zip(phases, starts, ends, strict=True)
     ]
+
+
+def shard_boundaries(dataset, phases, epochs: int, batch_size: int, policy) -> np.ndarray:
+    """Real samples the sequential feed has seen at the end of each shard (the last: the total)."""
+    total = epochs * sum(p.feed.samples_per_epoch for p in phases)
+    boundaries = np.minimum(
+        sequential_boundaries(dataset.train.sizes, epochs, batch_size, policy), total
+    )
+    boundaries[-1] = total
+    return boundaries
 
 
 def seed_everything(seed: int, tensorflow: bool = True) -> None:
@@ -214,11 +226,7 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
                 "a partial batch, so nothing of it would be trained. Use a smaller batch size or "
                 "another remainder policy"
             )
-    total = epochs * sum(p.feed.samples_per_epoch for p in phases)
-    boundaries = np.minimum(
-        sequential_boundaries(dataset.train.sizes, epochs, batch_size, policy), total
-    )
-    boundaries[-1] = total
+    boundaries = shard_boundaries(dataset, phases, epochs, batch_size, policy)
     steps_per_call = cfg.train.get("steps_per_call")
     trainer = Trainer(
         engine=engine,
@@ -228,10 +236,11 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
             dataset.heldout,
             batch_size=int(cfg.eval.batch_size),
             task_classes=task_classes(dataset, cfg.eval.scenario),
+            groups=config_groups(cfg, dataset.train.names).of_shard,
         ),
         epochs=epochs,
         every_samples=int(cfg.eval.every_samples),
-        boundaries=boundaries,
+        boundaries=boundaries[config_groups(cfg, dataset.train.names).last_shards()],
         verbose=int(cfg.train.verbose),
         reset_optimizer=bool(cfg.train.reset_optimizer),
         steps_per_call=None if steps_per_call is None else int(steps_per_call),
@@ -302,10 +311,15 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 raise
             curves = _curves(trainer, identity)
             total = int(trainer.boundaries[-1])
+            groups = config_groups(cfg, dataset.train.names)
+            batch_size = int(cfg.train.batch_size)
+            shards_end = shard_boundaries(
+                dataset, trainer.phases, trainer.epochs, batch_size, policy
+            )
             results = (
                 summarise(
                     curves,
-                    trainer.boundaries,
+                    trainer.boundaries,  # of the groups
                     cfg.eval.onset_delta,
                     cfg.eval.onset_patience,
                     mixed=all(p.train_shard is None for p in trainer.phases),
@@ -317,11 +331,14 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             "status": "completed" if trainer.diverged is None else "diverged",
             **identity,
             **results,
-            "phases": _phase_spans(trainer.phases, trainer.boundaries, total),
+            "phases": group_spans(_phase_spans(trainer.phases, shards_end, total), groups),
+            "groups": {"count": groups.count, "names": groups.names},
             "shards": {
                 "names": dataset.train.names,
                 "train_sizes": dataset.train.sizes.tolist(),
                 "heldout_sizes": dataset.heldout.sizes.tolist(),
+                "group": groups.of_shard.tolist(),
+                "group_name": [groups.names[g] for g in groups.of_shard],
             },
             "timing": {
                 "train_seconds": train_seconds,
@@ -346,7 +363,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             },
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
-        summary = to_jsonable(summary)  # what is returned is exactly what summary.json holds
+        summary = to_jsonable(summary)  # what is returned is what read_summary(out_dir) gives
         figure = bool(OmegaConf.select(cfg, "output.run_figure", default=True))
         write_run_folder(out_dir, curves, summary, trainer.net, figure=figure)
         return summary
@@ -355,16 +372,20 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
 def write_run_folder(
     out_dir: Path, curves: pd.DataFrame, summary: dict, net, figure: bool = True
 ) -> None:
-    """Writes curves, model and (``figure``) the run's figure, then the summary.
+    """Writes curves, model and (``figure``) the run's figure, the tables, then the summary.
 
-    The summary comes last: a folder with a summary holds a complete run.
+    The summary comes last: a folder with a summary holds a complete run. What grows with the
+    shard count (accuracy matrix, per-shard sizes and groups, training log) goes to parquet
+    tables beside it (:mod:`forgetbench.results.run_files`).
     """
     write_with(out_dir / CURVES, lambda p: curves.to_parquet(p, index=False))
     if summary["status"] == "completed":  # a diverged network is not worth keeping
         write_with(out_dir / MODEL, net.save)
     if figure:
         write_run_figure(out_dir, curves, summary)
-    write_json(out_dir / SUMMARY, summary)
+    compact, tables = split_summary(summary)
+    write_tables(out_dir, tables)
+    write_json(out_dir / SUMMARY, compact)
     (out_dir / INTERRUPTED).unlink(missing_ok=True)
 
 
@@ -380,6 +401,7 @@ def write_run_figure(out_dir: Path, curves: pd.DataFrame, summary: dict) -> None
         phases=pd.DataFrame(summary["phases"]),
         onsets=pd.DataFrame(summary["onset"]) if "onset" in summary else None,
         title=f"{summary['strategy']} on {summary['dataset']} (seed {summary['seed']})",
+        names=(summary.get("groups") or {}).get("names"),
     )
     save_figure(fig, out_dir / "curves")
     plt.close(fig)

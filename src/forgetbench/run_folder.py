@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from forgetbench.results.io import CURVES, SUMMARY, read_json
+from forgetbench.results.io import CURVES, SUMMARY
+from forgetbench.results.run_files import read_summary
 from forgetbench.sweep import SETTINGS_ONLY
 
 LOCK = ".lock"
@@ -99,7 +100,7 @@ def finished_summary(out_dir: Path, resolved: dict) -> dict | None:
     if not path.exists():
         return None
     try:
-        summary = read_json(path)
+        summary = read_summary(out_dir)  # with the tables beside it
         pq.read_metadata(out_dir / CURVES)
     except (OSError, ValueError) as exc:  # truncated, empty, not JSON / parquet, missing
         log.warning("Run folder %s is damaged (%s): running it again.", out_dir, exc)

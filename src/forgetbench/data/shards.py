@@ -186,6 +186,16 @@ def open_npy(path: Path, source: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.EMFILE:  # not the file's fault
+            import resource
+
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            raise OSError(
+                errno.EMFILE,
+                f"Too many open files while opening {path}: the process reached its open-file "
+                f"limit of {soft} (hard limit {hard}); the file itself is not known to be "
+                "damaged. Raise the limit (`ulimit -n 4096`) or open fewer folders at once",
+            ) from exc
         where = f"{source}" if Path(path) == Path(source) else f"{path} (from {source})"
         if "allow_pickle" in str(exc) or "Python objects" in str(exc):
             raise ShardFormatError(

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 from pathlib import Path
 
 import numpy as np
 
+from forgetbench.data.limits import ensure_open_files
+from forgetbench.data.maps import MAX_OPEN_SHARDS, ShardMaps
+from forgetbench.data.pack import open_pack
 from forgetbench.data.shards import (
     ShardFiles,
     ShardFormatError,
     check_consistent,
     discover_shards,
-    open_npy,
     prepare_shard,
     resolve_cache,
 )
+
+log = logging.getLogger(__name__)
 
 
 class ShardStore:
     """Memory-mapped view of a folder of shards, addressed by global sample index.
 
     Global index ``i`` belongs to shard ``k`` when ``offsets[k] <= i < offsets[k + 1]``.
+
+    Open files stay bounded whatever the shard count: ``features`` and ``labels`` map shard
+    files on demand, at most ``max_open`` of each at a time (:class:`ShardMaps`). A store of
+    more shards than that gathers from a pack of all its shards (:mod:`forgetbench.data.pack`,
+    written once into the cache folder), so a gather across shards reads two files.
 
     Args:
         folder: Folder of ``NAME.npz`` files or ``NAME.<key>.npy`` pairs.
@@ -33,6 +44,7 @@ class ShardStore:
             when writable (or already up to date), else the per-user cache
             (:func:`forgetbench.data.shards.resolve_cache`).
         allow_nonfinite: Accept NaN or infinite features instead of raising.
+        max_open: Shard files of each member mapped at once at most.
 
     Attributes:
         cache: The folder of converted members and metadata in use.
@@ -48,6 +60,7 @@ class ShardStore:
         cache_dir: str | Path | None = None,
         cache_root: str | Path | None = None,
         allow_nonfinite: bool = False,
+        max_open: int = MAX_OPEN_SHARDS,
     ) -> None:
         self.folder = Path(folder)
         found = discover_shards(self.folder, feature_key, label_key)
@@ -78,8 +91,15 @@ class ShardStore:
             prepare_shard(name, found[name], self.cache, feature_key, label_key) for name in names
         ]
         check_consistent(self.shards, allow_nonfinite=allow_nonfinite)
-        self.features = [open_npy(Path(s.features), Path(s.source)) for s in self.shards]
-        self.labels = [open_npy(Path(s.labels), Path(s.source)) for s in self.shards]
+        sources = [Path(s.source) for s in self.shards]
+        self.features = ShardMaps(
+            [Path(s.features) for s in self.shards], sources, self.folder, max_open
+        )
+        self.labels = ShardMaps(
+            [Path(s.labels) for s in self.shards], sources, self.folder, max_open
+        )
+        self.max_open = max(1, int(max_open))
+        self._pack: tuple[np.ndarray, np.ndarray] | None = None
         self.sizes = np.array([s.n for s in self.shards], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
 
@@ -127,16 +147,20 @@ class ShardStore:
         """
         indices = np.asarray(indices, dtype=np.int64)
         if out is None:
-            x_type = np.result_type(*(f.dtype for f in self.features))
-            y_type = np.result_type(*(y.dtype for y in self.labels))
             out = (
-                np.empty((len(indices), *self.feature_shape), x_type),
-                np.empty(len(indices), y_type),
+                np.empty((len(indices), *self.feature_shape), self.shards[0].feature_dtype),
+                np.empty(len(indices), self.shards[0].label_dtype),
             )
         x_out, y_out = out
         in_order = bool(np.all(indices[1:] >= indices[:-1]))
         order = None if in_order else np.argsort(indices, kind="stable")
         ordered = indices if in_order else indices[order]
+        packed = self.packed()
+        if packed is not None:  # one sorted read of each packed member
+            at = slice(None) if in_order else order
+            x_out[at] = packed[0][ordered]
+            y_out[at] = packed[1][ordered]
+            return x_out, y_out
         bounds = np.searchsorted(ordered, self.offsets)
         for k in range(self.num_shards):
             lo, hi = bounds[k], bounds[k + 1]
@@ -147,9 +171,36 @@ class ShardStore:
                 y_out[at] = self.labels[k][local]
         return x_out, y_out
 
+    def packed(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The packed features and labels when the store has more shards than ``max_open``.
+
+        Written on first use; ``None`` for a store small enough to keep every shard mapped, or
+        when the cache folder cannot take the pack (gathers then reopen shard files as needed).
+        """
+        if self.num_shards <= self.max_open:
+            return None
+        if self._pack is None:
+            ensure_open_files(2, self.folder)
+            try:
+                self._pack = open_pack(self.cache, self.shards)
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                log.warning(
+                    "Cannot write the packed shards into %s (%s): gathers reopen shard files, "
+                    "which is slow for %d shards. Set data.convert_cache to a writable folder.",
+                    self.cache,
+                    exc,
+                    self.num_shards,
+                )
+                self.max_open = self.num_shards  # do not try again
+        return self._pack
+
     def load_all(self) -> tuple[np.ndarray, np.ndarray]:
-        """All features and labels in memory, in global index order."""
-        return (
-            np.concatenate([np.asarray(f) for f in self.features]),
-            np.concatenate([np.asarray(y) for y in self.labels]),
-        )
+        """All features and labels in memory, in global index order (one shard file at a time)."""
+        x = np.empty((self.num_samples, *self.feature_shape), self.shards[0].feature_dtype)
+        y = np.empty(self.num_samples, self.shards[0].label_dtype)
+        for k, (lo, hi) in enumerate(zip(self.offsets[:-1], self.offsets[1:], strict=True)):
+            x[lo:hi] = self.features[k]
+            y[lo:hi] = self.labels[k]
+        return x, y

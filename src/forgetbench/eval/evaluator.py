@@ -51,10 +51,11 @@ class Evaluator:
 
     The held-out splits are loaded into memory once (they are small by construction) and kept
     as tensors, padded to whole batches. Every evaluation is one call of a compiled function
-    that runs the network over the fixed-size batches, reduces per shard with segment sums
-    (float64, in sample order, so the same sums as a ``bincount`` over per-sample values) and
-    returns only ``2 x num_shards`` numbers: one host copy per evaluation. The function is
-    compiled with XLA by default.
+    that runs the network over the fixed-size batches, reduces per evaluation group (a shard, or
+    shards evaluated together) with segment sums (float64, in sample order, so the same sums as
+    a ``bincount`` over per-sample values) and returns only ``2 x num_groups`` numbers: one host
+    copy per evaluation, whose cost is linear in held-out samples whatever the shard count. The
+    function is compiled with XLA by default.
 
     Args:
         heldout: The held-out split of every training shard.
@@ -65,6 +66,8 @@ class Evaluator:
         jit_compile: Compile the evaluation with XLA (one fused program: about half the time
             of the plain graph for a small network on CPU); a network XLA cannot compile falls
             back to the plain graph with a warning.
+        groups: Evaluation group of every shard (:mod:`forgetbench.eval.groups`): results are
+            summed per group, one record per group; ``None``: one group per shard.
     """
 
     def __init__(
@@ -73,10 +76,21 @@ class Evaluator:
         batch_size: int = 4096,
         task_classes: Sequence[Sequence[int]] | None = None,
         jit_compile: bool = True,
+        groups: np.ndarray | None = None,
     ) -> None:
         x, y = heldout.load_all()
         self.shard = heldout.shard_ids()
         self.num_shards = heldout.num_shards
+        if groups is None:
+            groups = np.arange(self.num_shards)
+        self.groups = np.asarray(groups, dtype=np.int64)
+        if self.groups.shape != (self.num_shards,):
+            raise ValueError(
+                f"Evaluator: expected one group per shard ({self.num_shards}). Received groups "
+                f"of shape {self.groups.shape}"
+            )
+        self.num_groups = int(self.groups.max()) + 1
+        self.group = self.groups[self.shard].astype(np.int32)  # group of every held-out sample
         self.num_samples = n = len(y)
         self.batch_size = b = min(int(batch_size), n)
         self.num_batches = -(-n // b)
@@ -86,7 +100,7 @@ class Evaluator:
         ).reshape(self.num_batches, b, *x.shape[1:])
         self.y = np.concatenate([y.astype(np.int32, copy=False), np.zeros(padding, np.int32)])
         self.y = self.y.reshape(self.num_batches, b)
-        self.counts = np.bincount(self.shard, minlength=self.num_shards)
+        self.counts = np.bincount(self.group, minlength=self.num_groups)
         self.task_classes = task_classes
         self.jit_compile = bool(jit_compile)
         self._tensors = None
@@ -94,6 +108,7 @@ class Evaluator:
         self._net = self._forward = None
         self._structure = hashlib.sha256(
             np.ascontiguousarray(self.shard).tobytes()
+            + np.ascontiguousarray(self.group).tobytes()
             + repr((task_classes, self.x.shape, self.jit_compile)).encode()
         ).hexdigest()
 
@@ -135,8 +150,8 @@ class Evaluator:
     def _build(self, net: keras.Model, forward: Callable | None):
         """The compiled pass (XLA) and its plain-graph fallback for ``net``."""
         allowed = self._allowed(net.output_shape[-1])
-        n, num_shards = self.num_samples, self.num_shards
-        shard_ids = tf.constant(self.shard)
+        n, num_groups = self.num_samples, self.num_groups
+        group_ids = tf.constant(self.group)
 
         def evaluate_batch(x, y, shard):
             logits = net(x, training=False) if forward is None else forward(x, shard)
@@ -160,8 +175,8 @@ class Evaluator:
                     losses = losses.write(i, loss)
                 correct, losses = correct.concat(), losses.concat()
             per_sample = tf.stack([correct[:n], losses[:n]], axis=1)
-            # (num_shards, 2): correct predictions and summed losses, in sample order.
-            return tf.math.unsorted_segment_sum(per_sample, shard_ids, num_shards)
+            # (num_groups, 2): correct predictions and summed losses, in sample order.
+            return tf.math.unsorted_segment_sum(per_sample, group_ids, num_groups)
 
         # Concrete functions: a call skips tf.function's argument matching.
         specs = [tf.TensorSpec(t.shape, t.dtype) for t in self._data()]
@@ -172,7 +187,7 @@ class Evaluator:
         )
 
     def _sums(self, net: keras.Model, forward: Callable | None) -> np.ndarray:
-        """``(num_shards, 2)`` correct predictions and summed losses, compiled with XLA if it can.
+        """``(num_groups, 2)`` correct predictions and summed losses, compiled with XLA if it can.
 
         A network XLA cannot compile is evaluated by the plain graph from then on.
         """
@@ -193,7 +208,9 @@ class Evaluator:
             return self._fn(*self._data()).numpy()
 
     def __call__(self, net: keras.Model, forward: Callable | None = None) -> list[dict]:
-        """Per-shard ``eval_shard``, ``accuracy``, ``loss`` and ``n_eval`` records.
+        """Per-group ``eval_shard``, ``accuracy``, ``loss`` and ``n_eval`` records.
+
+        ``eval_shard`` is the group's index: the shard's own index when every shard is a group.
 
         Args:
             net: The network (its logits are evaluated unless ``forward`` is given).
@@ -210,5 +227,5 @@ class Evaluator:
                 "loss": float(mean_loss[j]),
                 "n_eval": int(self.counts[j]),
             }
-            for j in range(self.num_shards)
+            for j in range(self.num_groups)
         ]

@@ -7,8 +7,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from forgetbench.plots.style import CMAP, DOUBLE_COLUMN, SINGLE_COLUMN, panel_grid, paper_style
+from forgetbench.plots.style import (
+    CMAP,
+    DOUBLE_COLUMN,
+    LINE_LIMIT,
+    SINGLE_COLUMN,
+    panel_grid,
+    paper_style,
+)
 
 XLABEL = "evaluated shard"
 YLABEL = "after phase"
@@ -30,7 +38,8 @@ def plot_accuracy_matrix(
         matrix: Rows ``phase, eval_shard, accuracy`` (one setting of ``matrices.parquet``).
         vmin: Accuracy at the bottom of the colour scale.
         vmax: Accuracy at the top of the colour scale.
-        annotate: Write each cell's value (two decimals) in it.
+        annotate: Write each cell's value (two decimals) in it (up to ``LINE_LIMIT`` rows and
+            columns).
         fontsize: Size of those values in points (default: from the number of shards).
         title: Optional axis title.
         ax: Axis to draw on; a new single-column figure when ``None``.
@@ -53,11 +62,12 @@ def plot_accuracy_matrix(
             np.ma.masked_invalid(grid.to_numpy()),
             cmap=CMAP,
             norm=norm,
+            rasterized=grid.size > 20_000,  # a vector PDF of millions of cells is unusable
         )
         ax.set_xlim(-0.5, cols - 0.5)
         ax.set_ylim(rows - 0.5, -0.5)
         ax.set_aspect("equal")
-        if annotate:
+        if annotate and max(grid.shape) <= LINE_LIMIT:
             cmap = mesh.get_cmap()
             size = fontsize or min(6.0, 30.0 / max(grid.shape))
             for (i, j), value in np.ndenumerate(grid.to_numpy()):
@@ -67,8 +77,12 @@ def plot_accuracy_matrix(
                 ink = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
                 text = f"{value:.2f}".replace("0.", ".", 1) if value < 1 else f"{value:.1f}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=size, color=ink)
-        ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
-        ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
+        if max(grid.shape) <= LINE_LIMIT:  # every row and column labelled
+            ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
+            ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
+        else:  # ticks spaced by the drawn size
+            ax.xaxis.set_major_locator(MaxNLocator("auto", integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator("auto", integer=True))
         ax.tick_params(length=0)
         for spine in ax.spines.values():
             spine.set_visible(False)

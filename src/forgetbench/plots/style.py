@@ -26,6 +26,7 @@ DOUBLE_COLUMN = 7.0
 SPAN_ALPHA = 0.08  # shaded training spans
 BAND_ALPHA = 0.22  # seed bands around a mean curve
 MUTED = "0.45"  # reference lines and secondary text
+LINE_LIMIT = 12  # more series than this: a heatmap instead of lines
 
 RC = {
     "font.size": 8,
@@ -64,6 +65,35 @@ def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def colors(n: int) -> list:
+    """``n`` colours that do not repeat within a figure.
+
+    The Okabe-Ito palette up to its 8 colours; matplotlib's ``tab20`` up to 20; beyond that,
+    ``n`` samples of ``turbo`` (figures switch to a heatmap well before lines get that many).
+    """
+    if n <= len(PALETTE):
+        return PALETTE[: max(n, 0)]
+    if n <= 20:
+        return list(matplotlib.colormaps["tab20"].colors[:n])
+    return [tuple(c) for c in matplotlib.colormaps["turbo"].resampled(n)(range(n))]
+
+
+def series_label(index: int, names=None, kind: str = "shard") -> str:
+    """A series' legend label: its name when known, else ``shard N``."""
+    if names is not None and 0 <= int(index) < len(names):
+        return str(names[int(index)])
+    return f"{kind} {int(index)}"
+
+
+def thinned(count: int, most: int) -> list[int]:
+    """At most about ``most`` evenly spaced positions of ``range(count)``, the last included."""
+    step = max(1, -(-count // max(1, most)))
+    picks = list(range(0, count, step))
+    if picks and picks[-1] != count - 1 and count - 1 - picks[-1] >= step / 2:
+        picks.append(count - 1)
+    return picks
+
+
 def marker(i: int) -> str:
     """The ``i``-th marker shape (cycling), to tell series apart without colour."""
     return MARKERS[i % len(MARKERS)]
@@ -89,6 +119,12 @@ def legend_rows(handles: list, labels: list, max_cols: int) -> tuple[list, list,
     ncol = math.ceil(n / rows) if n else 1
     order = [r * ncol + c for c in range(ncol) for r in range(rows) if r * ncol + c < n]
     return [handles[i] for i in order], [labels[i] for i in order], ncol
+
+
+def legend_columns(labels: list, width: float) -> int:
+    """Most legend columns of ``labels`` that fit in ``width`` inches (7 pt legend text)."""
+    longest = max((len(str(t)) for t in labels), default=1)
+    return max(1, int(width / (0.3 + 0.055 * longest)))
 
 
 def _samples(value: float, _pos=None) -> str:

@@ -193,3 +193,26 @@ def phases_table(summaries: list[dict], runs: pd.DataFrame, keys: list[str]) -> 
     out["train_shard"] = out["train_shard"].astype("Int64")
     columns = [*keys, "phase", "train_shard", "start_samples", "end_samples"]
     return order_strategies(out[columns])
+
+
+def eval_names(summaries: list[dict]) -> list[str] | None:
+    """Name of each evaluated shard or group, when every run agrees on them (else ``None``).
+
+    Evaluation group names when the summary has them, else the shard names (run folders
+    written before groups existed).
+    """
+    found = []
+    for s in summaries:
+        groups = s.get("groups") or {}
+        found.append(groups.get("names") or (s.get("shards") or {}).get("names"))
+    if not found or found[0] is None or any(f != found[0] for f in found):
+        return None
+    return list(found[0])
+
+
+def with_names(table: pd.DataFrame, names: list[str] | None) -> pd.DataFrame:
+    """``table`` with a ``name`` column from its ``eval_shard`` (unchanged without names)."""
+    if names is None or "eval_shard" not in table or table.empty:
+        return table
+    index = table["eval_shard"].astype(int)
+    return table.assign(name=[names[i] if 0 <= i < len(names) else str(i) for i in index])
