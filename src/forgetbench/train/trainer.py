@@ -18,23 +18,30 @@ from forgetbench.strategies.base import Phase, Strategy
 from forgetbench.train.engine import Engine
 
 
-def prefetched_blocks(feed: Feed, epochs: int) -> Iterator[tuple[int, int, int, dict]]:
+def prefetched_blocks(
+    feed: Feed, epochs: int, pool: ThreadPoolExecutor | None = None
+) -> Iterator[tuple[int, int, int, dict]]:
     """``(epoch, first, count, arrays)`` of every block of a phase, one gathered ahead.
 
-    A background thread gathers the next block while the engine trains on the current one
-    (TensorFlow releases the GIL while it runs). Blocks depend on ``(epoch, first, count)`` and
-    the phase's feed alone, so what is gathered ahead is what would be gathered later.
+    The first block is gathered at once (nothing could overlap with it); while the engine
+    trains on a block, a background thread of ``pool`` gathers the next one (TensorFlow releases
+    the GIL while it runs). Blocks depend on ``(epoch, first, count)`` and the phase's feed
+    alone, so what is gathered ahead is what would be gathered later. Without ``pool``, one is
+    made for the phase.
     """
     order = [(e, first, count) for e in range(epochs) for first, count in feed.blocks(e)]
     if not order:
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgetbench-gather") as pool:
-        pending = pool.submit(feed.block, *order[0])
-        for i, (epoch, first, count) in enumerate(order):
+    if pool is None and len(order) > 1:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgetbench-gather") as own:
+            yield from prefetched_blocks(feed, epochs, own)
+        return
+    arrays = feed.block(*order[0])
+    for i, (epoch, first, count) in enumerate(order):
+        pending = pool.submit(feed.block, *order[i + 1]) if i + 1 < len(order) else None
+        yield epoch, first, count, arrays
+        if pending is not None:
             arrays = pending.result()
-            if i + 1 < len(order):
-                pending = pool.submit(feed.block, *order[i + 1])
-            yield epoch, first, count, arrays
 
 
 @dataclass
@@ -85,6 +92,7 @@ class Trainer:
     _epoch: int = 0
     _next_boundary: int = 0
     _last_eval: int = -1
+    _pool: ThreadPoolExecutor | None = None
 
     @property
     def net(self) -> keras.Model:
@@ -171,7 +179,7 @@ class Trainer:
         """Trains every epoch of ``phase``; returns ``False`` if training diverged."""
         feed, engine = phase.feed, self.engine
         epoch, seen, progress = -1, self.samples_seen, None
-        blocks = prefetched_blocks(feed, self.epochs)
+        blocks = prefetched_blocks(feed, self.epochs, self._pool)
         for block_epoch, first, count, arrays in blocks:
             if block_epoch != epoch:
                 epoch = self._epoch = block_epoch
@@ -242,6 +250,14 @@ class Trainer:
         def train_seconds() -> float:
             return time.perf_counter() - start - (self.eval_seconds - eval_before)
 
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgetbench-gather") as pool:
+            self._pool = pool  # one gathering thread for every phase
+            try:
+                return self._train_phases(train_seconds)
+            finally:
+                self._pool = None
+
+    def _train_phases(self, train_seconds) -> float:
         for phase in self.phases:
             self._phase = self.ctx.phase = phase
             if self.reset_optimizer and phase.index > 0:
