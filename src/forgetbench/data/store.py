@@ -12,7 +12,7 @@ from forgetbench.data.shards import (
     check_consistent,
     discover_shards,
     open_npy,
-    prepare_shard,
+    prepare_shards,
     resolve_cache,
 )
 
@@ -33,6 +33,8 @@ class ShardStore:
             when writable (or already up to date), else the per-user cache
             (:func:`forgetbench.data.shards.resolve_cache`).
         allow_nonfinite: Accept NaN or infinite features instead of raising.
+        labels: How labels are read (``data.labels``: ``index``, ``onehot``, ``argmax``; see
+            :mod:`forgetbench.data.labels`).
 
     Attributes:
         cache: The folder of converted members and metadata in use.
@@ -48,6 +50,7 @@ class ShardStore:
         cache_dir: str | Path | None = None,
         cache_root: str | Path | None = None,
         allow_nonfinite: bool = False,
+        labels: str = "index",
     ) -> None:
         self.folder = Path(folder)
         found = discover_shards(self.folder, feature_key, label_key)
@@ -73,10 +76,11 @@ class ShardStore:
             self.cache = Path(cache_dir)
         else:
             opened = {name: found[name] for name in names}
-            self.cache = resolve_cache(self.folder, opened, feature_key, label_key, cache_root)
-        self.shards: list[ShardFiles] = [
-            prepare_shard(name, found[name], self.cache, feature_key, label_key) for name in names
-        ]
+            keys = (feature_key, label_key)
+            self.cache = resolve_cache(self.folder, opened, *keys, cache_root, labels)
+        self.shards: list[ShardFiles] = prepare_shards(
+            found, names, self.cache, feature_key, label_key, labels
+        )
         check_consistent(self.shards, allow_nonfinite=allow_nonfinite)
         self.features = [open_npy(Path(s.features), Path(s.source)) for s in self.shards]
         self.labels = [open_npy(Path(s.labels), Path(s.source)) for s in self.shards]
