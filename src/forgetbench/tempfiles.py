@@ -16,7 +16,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 GRACE_SECONDS = 60.0  # a temporary younger than this is never removed (its writer may be starting)
@@ -27,10 +27,8 @@ def _unique(folder: Path, prefix: str, suffix: str) -> Path:
 
 
 def _lock(fd: int) -> None:
-    try:
+    with suppress(OSError):  # a file system without flock: the grace period alone protects it
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # a file system without flock: the grace period alone protects it
-        pass
 
 
 def create_file(folder: str | os.PathLike, prefix: str, suffix: str) -> tuple[int, Path]:
@@ -120,7 +118,8 @@ def tree_size(path: Path) -> int:
     try:
         if not path.is_dir() or path.is_symlink():
             return path.lstat().st_blocks * 512
-        return sum(p.lstat().st_blocks * 512 for p in path.rglob("*")) + path.lstat().st_blocks * 512
+        files = [path, *path.rglob("*")]
+        return sum(p.lstat().st_blocks * 512 for p in files)
     except OSError:
         return 0
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 

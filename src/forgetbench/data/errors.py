@@ -37,7 +37,10 @@ class LabelFormatError(ShardFormatError):
         files = "1 shard file" if len(problems) == 1 else f"{len(problems)} shard files"
         super().__init__(
             f"Labels '{key}' of {files} are not class ids (expected integers >= 0 of shape "
-            "(samples,), or (samples, 1)):\n" + "\n".join(lines) + "\nTo fix: " + "; or ".join(fixes)
+            "(samples,), or (samples, 1)):\n"
+            + "\n".join(lines)
+            + "\nTo fix: "
+            + "; or ".join(fixes)
         )
 
     @classmethod

@@ -95,8 +95,7 @@ def _plan_rows(labels: np.ndarray, source: Path, key: str, mode: str) -> str:
         problem = f"shape {shape}: rows of {shape[1]} values (one-hot or scores?)"
         raise _refuse(key, source, problem, ONEHOT_FIX, ARGMAX_FIX)
     for start, chunk in _chunks(labels):
-        finite = np.isfinite(chunk).all(1) if labels.dtype.kind == "f" else np.ones(len(chunk), bool)
-        ok = finite
+        ok = np.isfinite(chunk).all(1) if labels.dtype.kind == "f" else np.ones(len(chunk), bool)
         if mode == "onehot":
             ok = ok & ((chunk == 0) | (chunk == 1)).all(1) & (chunk.sum(1) == 1)
         if not ok.all():

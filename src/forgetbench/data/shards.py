@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forgetbench.data import diskspace, labels as label_formats
+from forgetbench.data import diskspace
+from forgetbench.data import labels as label_formats
 from forgetbench.data.errors import (
     DiskFullError,
     LabelFormatError,
@@ -458,7 +459,7 @@ def file_digest(path: Path) -> str:
 def clear_stale_conversions(cache: Path) -> None:
     """Removes temporaries of conversions that no live process is writing (killed runs)."""
     for path, size in remove_stale(cache.glob(".*.tmp*")):
-        log.info("Removed %s (%.1f MB), left by a conversion that did not finish.", path, size / 1e6)
+        log.info("Removed %s (%.1f MB), left by a killed conversion.", path, size / 1e6)
 
 
 def prepare_shard(
