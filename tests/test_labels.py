@@ -55,7 +55,12 @@ def test_integer_labels_untouched(tmp_path):
 @pytest.mark.parametrize(
     ("make", "mode", "problem", "fix"),
     [
-        (lambda y: y + 0.5, "index", "value 0.5 at row 0 is not a whole number", ".astype('int64')"),
+        (
+            lambda y: y + 0.5,
+            "index",
+            "value 0.5 at row 0 is not a whole number",
+            ".astype('int64')",
+        ),
         (lambda y: np.eye(2)[y], "index", "rows of 2 values", "data.labels (forgetbench-data"),
         (lambda y: np.eye(3)[y] * 0.5, "onehot", "is not exactly one-hot", "=argmax"),
         (lambda y: y.astype(str), "index", "dtype <U", ".astype('int64').ravel()"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +41,12 @@ def default_places() -> list[Path]:
 
 
 def _last_used(path: Path) -> float:
-    stamps = [path.lstat()]
-    if path.is_dir():
-        stamps += [p.lstat() for p in path.rglob("*")]
-    return max(max(s.st_atime, s.st_mtime) for s in stamps)
+    """Newest modification, or read of a file (listing a folder moves its atime: not counted)."""
+    paths = [path, *path.rglob("*")] if path.is_dir() else [path]
+    stamps = [p.lstat() for p in paths]
+    return max(
+        s.st_mtime if stat.S_ISDIR(s.st_mode) else max(s.st_atime, s.st_mtime) for s in stamps
+    )
 
 
 def _temporary(path: Path) -> bool:

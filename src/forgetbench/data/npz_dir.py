@@ -227,7 +227,7 @@ def carve_heldout(
     def write(folder: Path) -> None:
         needed = sum(a.nbytes for a in (*store.features, *store.labels))
         what = f"the carved train and held-out splits of {store.folder}"
-        diskspace.require(folder, needed, what, CARVE_FIX)
+        diskspace.require(cache_dir, needed, what, CARVE_FIX)
         for k, (shard, count) in enumerate(zip(store.shards, counts, strict=True)):
             rng = np.random.default_rng([seed, zlib.crc32(shard.name.encode())])
             held = np.sort(rng.choice(shard.n, size=count, replace=False))

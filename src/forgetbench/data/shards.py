@@ -189,6 +189,16 @@ def _copy_npz_member(src: Path, key: str, dest: Path) -> str:
         ) from exc
 
 
+def _copy_npz_members(src: Path, paths: dict[str, Path]) -> list[str]:
+    """Converts every member of ``paths``; on any failure none of them is left in the cache."""
+    try:
+        return [_copy_npz_member(src, key, dest) for key, dest in paths.items()]
+    except Exception:
+        for dest in paths.values():
+            dest.unlink(missing_ok=True)
+        raise
+
+
 def _denied(exc: BaseException) -> bool:
     """A permission error, or a write to a read-only file system."""
     return isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -501,7 +511,7 @@ def prepare_shard(
     try:
         clear_stale_conversions(cache)
         if source.suffix == ".npz":
-            digests = [_copy_npz_member(source, key, dest) for key, dest in paths.items()]
+            digests = _copy_npz_members(source, paths)
         else:
             digests = [file_digest(path) for path in paths.values()]
         meta = {"stamp": _stamp(stamped, feature_key, label_key, labels)}
