@@ -18,6 +18,7 @@ import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from forgetbench.data.fingerprint import fingerprint
 from forgetbench.eval.evaluator import Evaluator, task_classes
 from forgetbench.eval.summary import summarise
 from forgetbench.memory import PeakMemory, peak_rss_mb
@@ -31,6 +32,7 @@ from forgetbench.results.io import (
     write_with,
 )
 from forgetbench.run_folder import (
+    check_same_data,
     clear_temporaries,
     config_digest,
     finished_summary,
@@ -265,6 +267,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     finished = finished_summary(out_dir, resolved)
     if finished is not None:
+        check_same_data(finished, out_dir, lambda: fingerprint(instantiate(cfg.data)))
         log.info("Skipping %s: %s exists (finished run).", out_dir, SUMMARY)
         return finished
     validate_config(cfg)
@@ -274,6 +277,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             folder.enter_context(run_lock(out_dir))
             finished = finished_summary(out_dir, resolved)  # done meanwhile by another process
             if finished is not None:
+                check_same_data(finished, out_dir, lambda: fingerprint(dataset))
                 return finished
             clear_temporaries(out_dir)
             identity = {
@@ -322,6 +326,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "train_sizes": dataset.train.sizes.tolist(),
                 "heldout_sizes": dataset.heldout.sizes.tolist(),
             },
+            "data": fingerprint(dataset),
             "timing": {
                 "train_seconds": train_seconds,
                 "eval_seconds": trainer.eval_seconds,

@@ -96,6 +96,7 @@ def build_npz_dir(
     if num_classes is not None:  # before any carve, so that errors name the user's files
         check_labels_below(num_classes, train)
     labelled = [train]  # the user's shards: a carve's classes are among them
+    sources = {s.name: s.source for s in train.shards}
     if heldout_dir is None:
         keys = {"feature_key": feature_key, "label_key": label_key}
         train, heldout = carve_heldout(
@@ -111,7 +112,7 @@ def build_npz_dir(
         labelled.append(heldout)
     if num_classes is None:
         num_classes = inferred_num_classes(*labelled)
-    return ShardDataset(name=name, train=train, heldout=heldout, num_classes=num_classes)
+    return ShardDataset(name, train, heldout, num_classes=num_classes, sources=sources)
 
 
 def inferred_num_classes(*stores: ShardStore) -> int:
