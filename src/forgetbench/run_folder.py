@@ -1,8 +1,9 @@
 """A run folder's state: finished (and for which config), damaged, or being run right now.
 
 A finished run is one whose ``summary.json`` and ``curves.parquet`` both read back, whose
-config is the one asked for and whose data fingerprint is that of the data now. A folder holding another config's results is refused, naming the
-keys that differ, instead of being reused (wrong numbers) or overwritten (lost results); a
+config is the one asked for and whose data fingerprint is that of the data now. A folder
+holding another config's results (or a run of data changed since) is refused, naming the
+keys (files) that differ, instead of being reused (wrong numbers) or overwritten (lost results); a
 damaged one is run again. While a run works in its folder it holds an exclusive lock on
 ``.lock`` there, so a second process (two sweeps over one folder) skips it instead of training
 it twice and overwriting its files.
