@@ -18,6 +18,7 @@ import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from forgetbench.config_check import ConfigError, prepare
 from forgetbench.data.fingerprint import fingerprint
 from forgetbench.eval.evaluator import Evaluator, task_classes
 from forgetbench.eval.summary import summarise
@@ -91,7 +92,7 @@ def validate_config(cfg: DictConfig) -> None:
             continue
         if not ok(value):
             shown = "(missing)" if value is _ABSENT else repr(value)
-            raise ValueError(f"Invalid config value {key}={shown}. Expected {allowed}.")
+            raise ConfigError(f"Invalid config value {key}={shown}. Expected {allowed}.")
 
 
 def run_id(cfg: DictConfig, strategy: str, dataset: str, remainder: str) -> str:
@@ -264,6 +265,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         out_dir: The run folder.
     """
     out_dir = Path(out_dir)
+    prepare(cfg)  # missing values, unknown keys, path spellings
     resolved = OmegaConf.to_container(cfg, resolve=True)
     finished = finished_summary(out_dir, resolved)
     if finished is not None:
@@ -291,6 +293,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 with _terminate_raises():
                     train_seconds = trainer.train()
             except (KeyboardInterrupt, RunInterrupted) as exc:
+                phase = getattr(trainer.ctx, "phase", None)
                 partial = _curves(trainer, identity)
                 write_with(out_dir / CURVES, lambda p: partial.to_parquet(p, index=False))
                 write_json(
@@ -300,6 +303,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                         "reason": str(exc) or type(exc).__name__,
                         **identity,
                         "samples_seen": trainer.samples_seen,
+                        "step": int(trainer.engine.batches_seen.numpy()),
+                        "phase": None if phase is None else phase.index,
                     },
                 )
                 raise
