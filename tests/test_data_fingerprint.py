@@ -70,3 +70,34 @@ def test_a_run_without_a_fingerprint_is_reused_unchecked(tmp_path, finished, cap
     with caplog.at_level(logging.INFO, logger="forgetbench.run_folder"):
         assert run(npz_cfg(tmp_path, folder), out) == summary
     assert "records no data fingerprint: reused unchecked" in caplog.text
+
+
+@pytest.mark.slow  # two sweeps as processes (about 30 s); the check itself is tested above
+def test_a_sweep_rerun_after_a_shard_changed_refuses_the_stale_run(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = write_shards(tmp_path / "shards", sizes=(50, 61, 45))
+    sweep = tmp_path / "sweep"
+    cmd = [
+        str(Path(sys.executable).parent / "forgetbench"),
+        "-m",
+        *QUICK,
+        "data=npz_dir",
+        f"data.path={folder}/",
+        "seed=0",
+        f"paths.data_cache={tmp_path / 'data'}",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (job,) = sweep.glob("*/summary.json")
+    assert job.parent.parent == sweep  # the path override does not nest folders
+    with np.load(folder / "s2.npz") as npz:
+        arrays = dict(npz)
+    np.savez(folder / "s2.npz", **{**arrays, "array1": arrays["array1"] * 2})
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 1
+    assert "1 job(s) failed" in again.stderr and "OtherDataError" in again.stderr
+    assert f"{folder / 's2.npz'} (train changed, heldout changed)" in again.stderr
