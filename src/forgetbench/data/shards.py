@@ -15,28 +15,31 @@ chosen by the user (``data.convert_cache``) holds the same per-folder subfolders
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
 import warnings
-import zipfile
-import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from forgetbench.data import diskspace
 from forgetbench.data import labels as label_formats
+from forgetbench.data.convert import (
+    CACHE_OPTION,
+    clear_stale_conversions,
+    copy_npz_members,
+    denied,
+    file_digest,
+    within,
+)
 from forgetbench.data.errors import (
     DiskFullError,
     LabelFormatError,
     ShardCacheError,
     ShardFormatError,
 )
-from forgetbench.results.io import atomic_path, read_json, write_json
-from forgetbench.tempfiles import remove_stale
+from forgetbench.results.io import read_json, write_json
 
 __all__ = [
     "DiskFullError",
@@ -50,9 +53,6 @@ __all__ = [
 
 CACHE_VERSION = 3  # 3: a content digest per shard, labels normalised
 CACHE_FOLDER = ".forgetbench_cache"  # converted members, beside the shards by default
-CACHE_OPTION = "data.convert_cache (forgetbench-data: --convert-cache)"
-DISK_FIX = f"Free some space there, or set {CACHE_OPTION} to a folder on a larger disk."
-COPY_BYTES = 16 * 2**20
 STATS_CHUNK_BYTES = 64 * 2**20
 
 log = logging.getLogger(__name__)
@@ -146,77 +146,11 @@ def source_stamp(paths: list[Path]) -> list[list]:
     return stamps
 
 
-def _copy_npz_member(src: Path, key: str, dest: Path) -> str:
-    """Streams member ``key`` of ``src`` into ``dest``; returns the digest of its bytes.
-
-    An ``.npz`` member is an ``.npy`` file. Its space is reserved before the copy.
-
-    Raises:
-        DiskFullError: naming ``dest``, the space needed and free (not the shard: it is fine).
-    """
-    size = 0
-    try:
-        with zipfile.ZipFile(src) as archive:
-            members = {Path(m).stem for m in archive.namelist()}
-            if key not in members:
-                raise ShardFormatError(
-                    f"Missing key in {src}. Expected key '{key}'. Received keys: {sorted(members)}"
-                )
-            size = archive.getinfo(f"{key}.npy").file_size
-            digest = hashlib.blake2b(digest_size=16)
-            with (
-                atomic_path(dest) as tmp,
-                archive.open(f"{key}.npy") as member,
-                open(tmp, "r+b") as out,
-            ):
-                what = f"member '{key}' of {src.name} (converted for memory mapping)"
-                diskspace.reserve(out.fileno(), size, dest, what, DISK_FIX)
-                while chunk := member.read(COPY_BYTES):
-                    digest.update(chunk)
-                    out.write(chunk)
-            return digest.hexdigest()
-    except DiskFullError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
-        if diskspace.is_full(exc):  # writing the cache, never the shard's fault
-            what = f"member '{key}' of {src.name}"
-            raise diskspace.disk_full(dest, size, what, DISK_FIX) from exc
-        if _denied(exc) and _within(exc.filename, dest.parent):
-            raise  # writing the cache, not reading the shard: see prepare_shard
-        raise ShardFormatError(
-            f"Corrupt or truncated shard file {src}: expected a readable .npz archive. "
-            f"Received error: {exc}"
-        ) from exc
-
-
-def _copy_npz_members(src: Path, paths: dict[str, Path]) -> list[str]:
-    """Converts every member of ``paths``; on any failure none of them is left in the cache."""
-    try:
-        return [_copy_npz_member(src, key, dest) for key, dest in paths.items()]
-    except Exception:
-        for dest in paths.values():
-            dest.unlink(missing_ok=True)
-        raise
-
-
-def _denied(exc: BaseException) -> bool:
-    """A permission error, or a write to a read-only file system."""
-    return isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
-
-
 def _cache_error(source: Path, cache: Path, exc: OSError) -> ShardCacheError:
     return ShardCacheError(
         f"Cannot write the converted members of {source} to {cache}: expected a writable "
         f"folder. Received: {exc}. Set {CACHE_OPTION} to a writable folder."
     )
-
-
-def _within(filename, folder: Path) -> bool:
-    """Whether an error's file name is ``folder`` or lies in it (unknown file name: yes)."""
-    if filename is None:
-        return True
-    path, folder = Path(os.fsdecode(filename)).absolute(), Path(folder).absolute()
-    return path == folder or folder in path.parents
 
 
 def open_npy(path: Path, source: Path) -> np.ndarray:
@@ -457,21 +391,6 @@ def _converted_intact(paths, stats: dict) -> bool:
         return False
 
 
-def file_digest(path: Path) -> str:
-    """BLAKE2b (128 bits) of a file's bytes, read a chunk at a time."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while chunk := f.read(COPY_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def clear_stale_conversions(cache: Path) -> None:
-    """Removes temporaries of conversions that no live process is writing (killed runs)."""
-    for path, size in remove_stale(cache.glob(".*.tmp*")):
-        log.info("Removed %s (%.1f MB), left by a killed conversion.", path, size / 1e6)
-
-
 def prepare_shard(
     name: str,
     sources: list[Path],
@@ -511,7 +430,7 @@ def prepare_shard(
     try:
         clear_stale_conversions(cache)
         if source.suffix == ".npz":
-            digests = _copy_npz_members(source, paths)
+            digests = copy_npz_members(source, paths)
         else:
             digests = [file_digest(path) for path in paths.values()]
         meta = {"stamp": _stamp(stamped, feature_key, label_key, labels)}
@@ -521,7 +440,7 @@ def prepare_shard(
         meta["stats"] = {**stats, "digest": hashlib.sha256("".join(digests).encode()).hexdigest()}
         write_json(cache / f"{name}.meta.json", meta)
     except OSError as exc:
-        if not (_denied(exc) and _within(exc.filename, cache)):
+        if not (denied(exc) and within(exc.filename, cache)):
             raise
         raise _cache_error(source, cache, exc) from exc
     return _shard_files(meta["stats"], source, paths, (feature_key, label_key), stamped)
