@@ -21,7 +21,15 @@ def forgetbench(tmp_path, *overrides, tiny=TINY):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
     cmd = [str(BIN / "forgetbench"), *tiny, f"paths.data_cache={tmp_path / 'data'}", *overrides]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        # a person's terminal delivers SIGINT; a background job (nohup, CI) may ignore it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
