@@ -61,8 +61,8 @@ def test_integer_labels_untouched(tmp_path):
             "value 0.5 at row 0 is not a whole number",
             ".astype('int64')",
         ),
-        (lambda y: np.eye(2)[y], "index", "rows of 2 values", "data.labels (forgetbench-data"),
-        (lambda y: np.eye(3)[y] * 0.5, "onehot", "is not exactly one-hot", "=argmax"),
+        (lambda y: np.eye(2)[y], "index", "rows of 2 values", "data.labels=onehot (forgetbench"),
+        (lambda y: np.eye(3)[y] * 0.5, "onehot", "is not exactly one-hot", "data.labels=argmax"),
         (lambda y: y.astype(str), "index", "dtype <U", ".astype('int64').ravel()"),
         (lambda y: y[:, None, None], "index", "shape (5, 1, 1)", ".ravel()"),
     ],
@@ -100,7 +100,11 @@ def test_npz_dir_and_check_read_one_hot_labels(tmp_path, capsys):
     assert data.num_classes == 2 and data.train.num_samples + data.heldout.num_samples == 15
     assert main(["check", str(folder)]) == 1
     err = capsys.readouterr().err
-    assert "of 3 shard files" in err and "data.labels (forgetbench-data: --labels)=onehot" in err
+    assert (
+        "of 3 shard files" in err
+        and "data.labels=onehot (forgetbench-data: --labels onehot)" in err
+    )
+    assert err.count("To fix") == 1 and err.count("data.labels=onehot") == 1
     assert main(["check", str(folder), "--labels", "onehot"]) == 0
     assert "OK: 3 shards, 15 samples, 2 classes" in capsys.readouterr().out
 

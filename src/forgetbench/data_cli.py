@@ -11,6 +11,7 @@ under ``--convert-cache``, as ``data.convert_cache``) ahead of a sweep, with a p
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -188,6 +189,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs ``forgetbench-data``; returns the exit status (1 on any problem with the data)."""
     args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # conversions, cache places
     try:
         return args.func(args)
     except (ShardFormatError, ShardCacheError, DiskFullError, ValueError) as exc:

@@ -40,7 +40,7 @@ class LabelFormatError(ShardFormatError):
             "(samples,), or (samples, 1)):\n"
             + "\n".join(lines)
             + "\nTo fix: "
-            + "; or ".join(fixes)
+            + "; or ".join(self.fixes)
         )
 
     @classmethod

@@ -21,8 +21,14 @@ from forgetbench.data.errors import LabelFormatError
 MODES = ("index", "onehot", "argmax")
 OPTION = "data.labels (forgetbench-data: --labels)"
 CAST_FIX = "store class ids, e.g. np.savez(path, array1=x, array2=y.astype('int64').ravel())"
-ONEHOT_FIX = f"set {OPTION}=onehot for one-hot rows (argmax, every row exactly one 1)"
-ARGMAX_FIX = f"set {OPTION}=argmax for probability or score rows (argmax of any row)"
+ONEHOT_FIX = (
+    "set data.labels=onehot (forgetbench-data: --labels onehot) for one-hot rows (argmax; "
+    "every row exactly one 1)"
+)
+ARGMAX_FIX = (
+    "set data.labels=argmax (forgetbench-data: --labels argmax) for probability or score rows "
+    "(argmax of any row)"
+)
 CHUNK_BYTES = 64 * 2**20
 
 
