@@ -50,6 +50,18 @@ def test_an_interrupted_run_ends_with_one_line_and_128_plus_the_signal(tmp_path,
     assert (out / "curves.parquet").exists() and not (out / "summary.json").exists()
 
 
+def test_sigterm_before_training_is_one_line_too(tmp_path):
+    out = tmp_path / "r"
+    done = forgetbench(
+        tmp_path, "+strategy.plugins.stop._target_=conftest.SignalAtSetup", f"hydra.run.dir={out}"
+    )
+    assert done.returncode == 143 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        f"[forgetbench] SIGTERM: interrupted before training; nothing written in {out}; "
+        "re-run to redo"
+    )
+
+
 def test_a_missing_data_path_is_one_line(tmp_path):
     done = forgetbench(tmp_path, "data=npz_dir", f"hydra.run.dir={tmp_path / 'r'}", tiny=[])
     assert done.returncode == 1

@@ -11,6 +11,10 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from forgetbench.quiet import quiet_tensorflow, without_native_noise
@@ -51,15 +55,42 @@ def user_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def interrupted_line(out_dir: Path, exc: BaseException) -> tuple[str, int]:
-    """``interrupted at step S of phase P; partial curves in FOLDER; re-run to redo``, status."""
+@contextmanager
+def terminate_raises(interrupted: type[BaseException]) -> Iterator[None]:
+    """SIGTERM raises ``interrupted`` for the whole job (training, and also data and model).
+
+    ``run`` turns SIGTERM into the same exception while training, to keep partial curves; this
+    covers the rest of the job, so every interruption ends with one line.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise interrupted(f"received signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted_line(out_dir: Path, exc: BaseException, since: float = 0.0) -> tuple[str, int]:
+    """``interrupted at step S of phase P; partial curves in FOLDER; re-run to redo``, status.
+
+    Args:
+        out_dir: The run folder.
+        exc: The interruption (``KeyboardInterrupt``: SIGINT; ``RunInterrupted``: SIGTERM).
+        since: When the job started: an ``interrupted.json`` older than that is an earlier one's.
+    """
     from forgetbench.results.io import INTERRUPTED, read_json
 
     signum = getattr(exc, "signum", None) or (
         signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
     )
     marker = out_dir / INTERRUPTED
-    if marker.exists():
+    if marker.exists() and marker.stat().st_mtime >= since:
         info = read_json(marker)
         where = f"step {info.get('step')} of phase {info.get('phase')}"
         line = f"interrupted at {where}; partial curves in {out_dir}; re-run to redo"
@@ -101,10 +132,12 @@ def main(cfg: DictConfig) -> None:
     out_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     (out_dir / ERROR).unlink(missing_ok=True)
+    started = time.time()
     try:
-        summary = run(cfg, out_dir)
+        with terminate_raises(RunInterrupted):
+            summary = run(cfg, out_dir)
     except (KeyboardInterrupt, RunInterrupted) as exc:
-        line, status = interrupted_line(out_dir, exc)
+        line, status = interrupted_line(out_dir, exc, since=started)
         print(line, file=sys.stderr)
         raise SystemExit(status) from None
     except RunInProgressError as exc:
