@@ -55,6 +55,16 @@ def tiny_cfg(tmp_path, keras_session):
     return make
 
 
+class SignalAtSetup:
+    """A test plugin that sends the process SIGTERM when it is built (before any data)."""
+
+    def __init__(self) -> None:
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 class SignalAfterPhase:
     """A test plugin that sends the process a signal after a given phase (simulated preemption)."""
 

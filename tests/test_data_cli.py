@@ -49,7 +49,7 @@ def test_check_bad_folders_exit_nonzero_naming_the_file(tmp_path, capsys):
 
 
 def test_check_runs_as_a_command(tmp_path):
-    bad = write_shards(tmp_path / "bad", override={0: {"array2": np.arange(5.0)}})
+    bad = write_shards(tmp_path / "bad", override={0: {"array2": np.arange(5.0) - 0.5}})
     done = subprocess.run(
         [sys.executable, "-m", "forgetbench.data_cli", "check", str(bad)],
         capture_output=True,
@@ -58,7 +58,7 @@ def test_check_runs_as_a_command(tmp_path):
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert done.returncode == 1
-    assert "s0.npz: expected an integer dtype. Received dtype float64" in done.stderr
+    assert "s0.npz: float64 value -0.5 at row 0 is not a whole number" in done.stderr
 
 
 def test_convert_creates_the_cache_runs_then_reuse(tmp_path, capsys):

@@ -136,7 +136,7 @@ def test_num_classes_given_and_labels_out_of_range(tmp_path):
 @pytest.mark.parametrize(
     ("override", "match"),
     [
-        ({1: {"array2": np.arange(31.0)}}, r"s1.npz: expected an integer dtype.*float64"),
+        ({1: {"array2": np.arange(31.0) / 2}}, r"s1.npz: float64 value 0.5 at row 1 is not"),
         ({1: {"array1": np.zeros((31, 5), np.float32)}}, r"s1.npz: expected feature_shape"),
         ({2: {"array2": np.zeros(12, np.int32)}}, r"s2.npz: expected label_dtype int64"),
         ({0: {"array1": np.zeros((0, 4), np.float32), "array2": np.zeros(0, int)}}, r"Empty"),

@@ -238,3 +238,54 @@ def test_a_partly_finished_sweep_says_how_many_runs_are_missing(fake_sweep, tmp_
     report([fake_sweep], tmp_path / "report")
     printed = capsys.readouterr().out
     assert "5 of the sweep's 6 runs finished; 1 missing" in printed
+
+
+def test_runs_of_different_data_are_never_averaged_together(fake_sweep, tmp_path, capsys):
+    import json
+
+    from conftest import write_fake_run
+
+    def fingerprint(folder, value):
+        data = json.loads((folder / "summary.json").read_text())
+        data["data"] = {"fingerprint": value}
+        (folder / "summary.json").write_text(json.dumps(data))
+
+    for seed in (0, 1):
+        fingerprint(fake_sweep / f"joint-{seed}", "aaaa")
+    write_fake_run(fake_sweep / "joint-2", "joint", 2)  # after a shard changed
+    fingerprint(fake_sweep / "joint-2", "bbbb")
+    table = report([fake_sweep], tmp_path / "report")
+    printed = capsys.readouterr().out
+    assert "were made on different data (aaaa (seeds [0, 1]), bbbb (seeds [2]))" in printed
+    joint = table[table["strategy"] == "joint"]
+    assert joint["data"].tolist() == ["aaaa", "bbbb"] and joint["seeds"].tolist() == [2, 1]
+    # the sequential runs recorded no fingerprint (older runs): one group of their own
+    assert table[table["strategy"] == "sequential"]["data"].tolist() == ["unrecorded"]
+
+
+def test_runs_without_fingerprints_report_as_before(fake_sweep, tmp_path):
+    table = report([fake_sweep], tmp_path / "report")
+    assert "data" not in table
+    runs = pd.read_parquet(tmp_path / "report" / "runs.parquet")
+    assert set(runs["data"]) == {"unrecorded"}
+
+
+def test_settings_whose_runs_all_diverged_are_noted(fake_sweep, tmp_path, capsys):
+    import json
+
+    from conftest import write_fake_run
+
+    for seed in (0, 1):
+        folder = fake_sweep / f"ewc-{seed}"
+        write_fake_run(folder, "ewc", seed)
+        data = json.loads((folder / "summary.json").read_text())
+        data.update(status="diverged", diverged={"reason": "non-finite loss", "step": 7})
+        data.pop("metrics")
+        (folder / "summary.json").write_text(json.dumps(data))
+    table = report([fake_sweep], tmp_path / "report")
+    assert "ewc" not in set(table["strategy"])
+    note = "dataset=toy, strategy=ewc, remainder=weighted: all 2 runs diverged"
+    assert note + " (seed 0: non-finite loss at step 7)" in capsys.readouterr().out
+    text = (tmp_path / "report" / "summary.md").read_text()
+    assert "no run of these settings completed" in text and note in text
+    assert "strategy=sequential" not in text  # one of its runs diverged, the others did not

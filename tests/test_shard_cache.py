@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import compose_config
-from forgetbench.data import shards
+from forgetbench.data import convert, shards
 from forgetbench.data.npz_dir import build_npz_dir
 from forgetbench.data.shards import CACHE_FOLDER, ShardCacheError, keyed_cache
 from forgetbench.data.store import ShardStore
@@ -120,7 +120,7 @@ def test_a_failed_cache_write_names_the_option(tmp_path, monkeypatch):
     def denied(src, key, dest):
         raise PermissionError(errno.EACCES, "Permission denied", str(dest))
 
-    monkeypatch.setattr(shards, "_copy_npz_member", denied)
+    monkeypatch.setattr(convert, "copy_npz_member", denied)
     with pytest.raises(ShardCacheError, match="data.convert_cache") as info:
         ShardStore(folder)
     assert str(folder / "s0.npz") in str(info.value)

@@ -1,23 +1,118 @@
-"""The ``forgetbench`` command: a thin Hydra entry point around :func:`forgetbench.run.run`."""
+"""The ``forgetbench`` command: a thin Hydra entry point around :func:`forgetbench.run.run`.
+
+What a person can act on is said in one line: a config or data error (the root cause, no
+traceback), an interruption (``interrupted at step S of phase P ...``, exit status 128 + the
+signal), a diverged run (its reason and step). TensorFlow's native log lines that say nothing
+on a CPU machine are left out unless ``TF_CPP_MIN_LOG_LEVEL`` is set (see ``forgetbench.quiet``).
+"""
 
 from __future__ import annotations
 
 import logging
-import os
+import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from forgetbench.quiet import quiet_tensorflow, without_native_noise
+
+quiet_tensorflow()
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from forgetbench.sweep import ERROR, record_failure, with_sweep_dir  # noqa: E402
+from forgetbench.sweep import (  # noqa: E402
+    ERROR,
+    error_line,
+    expand_home,
+    record_failure,
+    root_cause,
+    with_sweep_dir,
+)
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("forgetbench")
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors in what a person gave (config, data, disk): reported in one line, no traceback."""
+    from forgetbench.config_check import ConfigError
+    from forgetbench.data.errors import DiskFullError, ShardCacheError, ShardFormatError
+    from forgetbench.run_folder import OtherConfigError, OtherDataError
+
+    return (
+        ConfigError,
+        ShardFormatError,
+        ShardCacheError,
+        DiskFullError,
+        OtherConfigError,
+        OtherDataError,
+    )
+
+
+@contextmanager
+def terminate_raises(interrupted: type[BaseException]) -> Iterator[None]:
+    """SIGTERM raises ``interrupted`` for the whole job (training, and also data and model).
+
+    ``run`` turns SIGTERM into the same exception while training, to keep partial curves; this
+    covers the rest of the job, so every interruption ends with one line.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise interrupted(f"received signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted_line(out_dir: Path, exc: BaseException, since: float = 0.0) -> tuple[str, int]:
+    """``interrupted at step S of phase P; partial curves in FOLDER; re-run to redo``, status.
+
+    Args:
+        out_dir: The run folder.
+        exc: The interruption (``KeyboardInterrupt``: SIGINT; ``RunInterrupted``: SIGTERM).
+        since: When the job started: an ``interrupted.json`` older than that is an earlier one's.
+    """
+    from forgetbench.results.io import INTERRUPTED, read_json
+
+    signum = getattr(exc, "signum", None) or (
+        signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
+    )
+    marker = out_dir / INTERRUPTED
+    if marker.exists() and marker.stat().st_mtime >= since:
+        info = read_json(marker)
+        where = f"step {info.get('step')} of phase {info.get('phase')}"
+        line = f"interrupted at {where}; partial curves in {out_dir}; re-run to redo"
+    else:
+        line = f"interrupted before training; nothing written in {out_dir}; re-run to redo"
+    return f"[forgetbench] {signal.Signals(signum).name}: {line}", 128 + int(signum)
+
+
+def result_line(summary: dict, out_dir: Path) -> str:
+    """The console line of a finished run: its metrics, or why and where it diverged."""
+    if summary["status"] == "diverged":
+        d = summary.get("diverged") or {}
+        shown = (
+            f"{d.get('reason', 'no reason recorded')} at step {d.get('step')} "
+            f"(phase {d.get('phase')}, {d.get('samples_seen')} samples seen)"
+        )
+    else:
+        shown = ", ".join(
+            f"{name}={value:.3f}" if value is not None else f"{name}=n/a"
+            for name, value in summary.get("metrics", {}).items()
+        )
+    return f"[forgetbench] {summary['run_id']} {summary['status']}: {shown} -> {out_dir}"
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
@@ -25,37 +120,46 @@ def main(cfg: DictConfig) -> None:
     """Runs one experiment in Hydra's output folder and prints where the results are.
 
     In a multirun, a job that fails records its traceback in ``error.txt`` and lets the other
-    jobs run; the sweep then lists the failures and exits non-zero.
+    jobs run; the sweep then lists the failures and exits non-zero. A single run stops with one
+    line for an error in its config or data; SIGINT and SIGTERM stop with one line and exit
+    status 128 + the signal.
     """
-    from forgetbench.run import run
-    from forgetbench.run_folder import RunInProgressError
+    with without_native_noise():  # TensorFlow's import prints before its log level applies
+        from forgetbench.run import RunInterrupted, run
+        from forgetbench.run_folder import RunInProgressError
 
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     (out_dir / ERROR).unlink(missing_ok=True)
+    started = time.time()
     try:
-        summary = run(cfg, out_dir)
+        with terminate_raises(RunInterrupted):
+            summary = run(cfg, out_dir)
+    except (KeyboardInterrupt, RunInterrupted) as exc:
+        line, status = interrupted_line(out_dir, exc, since=started)
+        print(line, file=sys.stderr)
+        raise SystemExit(status) from None
     except RunInProgressError as exc:
-        if hydra_cfg.mode != RunMode.MULTIRUN:
+        if not multirun:
             raise
         log.warning("%s", exc)  # not a failure: the other process finishes it
         return
     except Exception as exc:
-        if hydra_cfg.mode != RunMode.MULTIRUN:
-            raise
-        record_failure(out_dir, exc)
-        log.error("Job failed (%s): %s", out_dir, exc)
-        return
-    shown = ", ".join(
-        f"{name}={value:.3f}" if value is not None else f"{name}=n/a"
-        for name, value in summary.get("metrics", {}).items()
-    )
-    print(f"[forgetbench] {summary['run_id']} {summary['status']}: {shown} -> {out_dir}")
+        if multirun:
+            record_failure(out_dir, exc)
+            log.error("Job failed (%s): %s", out_dir, exc)
+            return
+        if isinstance(root_cause(exc), user_errors()):
+            print(f"[forgetbench] error: {error_line(exc, full=True)}", file=sys.stderr)
+            raise SystemExit(1) from None
+        raise
+    print(result_line(summary, out_dir))
 
 
 def entry() -> None:
     """Console entry point: names a multirun's folder from its overrides, then runs Hydra."""
-    sys.argv = [sys.argv[0], *with_sweep_dir(sys.argv[1:])]
+    sys.argv = [sys.argv[0], *with_sweep_dir(expand_home(sys.argv[1:]))]
     main()
 
 

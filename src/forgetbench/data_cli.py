@@ -5,26 +5,33 @@ shard; it exits with status 1 and the error, naming the file, on any problem. ``
 does the one-time conversion of ``.npz`` members into memory-mappable ``.npy`` files (where runs
 look for them: ``DIR/.forgetbench_cache``, or the per-user cache when ``DIR`` is read-only, or
 under ``--convert-cache``, as ``data.convert_cache``) ahead of a sweep, with a progress bar.
+``cache list`` and ``cache clean [--older-than DAYS]`` show and free the data caches.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 
+from forgetbench.data import caches
 from forgetbench.data.dataset import ShardDataset, check_labels_below
+from forgetbench.data.diskspace import size_text
+from forgetbench.data.labels import MODES
 from forgetbench.data.npz_dir import heldout_count, open_heldout_dir
 from forgetbench.data.shards import (
+    DiskFullError,
     ShardCacheError,
     ShardFiles,
     ShardFormatError,
     check_consistent,
     discover_shards,
-    prepare_shard,
+    prepare_shards,
     resolve_cache,
 )
 from forgetbench.data.store import ShardStore
@@ -64,6 +71,7 @@ def check(args: argparse.Namespace) -> int:
     options = {"feature_key": args.feature_key, "label_key": args.label_key}
     options["allow_nonfinite"] = args.allow_nonfinite
     options["cache_root"] = args.convert_cache
+    options["labels"] = args.labels
     train = ShardStore(args.folder, **options)
     if args.heldout_dir is None:
         stores = [train]
@@ -92,20 +100,37 @@ def convert(args: argparse.Namespace) -> int:
 
     found = discover_shards(args.folder, args.feature_key, args.label_key)
     keys = (args.feature_key, args.label_key)
-    cache = resolve_cache(args.folder, found, *keys, cache_root=args.convert_cache)
+    cache = resolve_cache(args.folder, found, *keys, args.convert_cache, args.labels)
     bar = Progbar(len(found), unit_name="shard")
-    shards = []
-    for name, sources in found.items():
-        shards.append(prepare_shard(name, sources, cache, *keys))
-        bar.update(len(shards))
+    shards = prepare_shards(found, list(found), cache, *keys, args.labels, on_shard=bar.update)
     check_consistent(shards, allow_nonfinite=args.allow_nonfinite)
     samples = sum(s.n for s in shards)
     print(f"OK: {len(shards)} shards, {samples} samples, memory-mappable from {cache}")
     return 0
 
 
+def cache(args: argparse.Namespace) -> int:
+    """Lists the data caches' entries with sizes, or cleans them."""
+    places = args.places or caches.default_places()
+    total = 0
+    for place in places:
+        if args.action == "clean":
+            found = caches.clean(place, args.older_than)
+            verb = "removed"
+        else:
+            found, verb = caches.entries(place), "holds"
+        size = sum(e.bytes for e in found)
+        total += size
+        print(f"{place}: {verb} {len(found)} entries, {size_text(size)}")
+        for e in found:
+            used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
+            print(f"  {size_text(e.bytes):>10}  last used {used}  {e.state:<13}  {e.path}")
+    print(f"{'Freed' if args.action == 'clean' else 'Total'}: {size_text(total)}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
-    """The command line: ``check`` and ``convert`` subcommands."""
+    """The command line: ``check``, ``convert`` and ``cache`` subcommands."""
     main_parser = argparse.ArgumentParser(prog="forgetbench-data", description=DESCRIPTION)
     commands = main_parser.add_subparsers(dest="command", required=True)
     for name, func, text in (
@@ -121,6 +146,13 @@ def parser() -> argparse.ArgumentParser:
             "--allow-nonfinite", action="store_true", help="accept NaN or infinite features"
         )
         sub.add_argument(
+            "--labels",
+            choices=MODES,
+            default="index",
+            help="as data.labels: class ids (whole floats and (N, 1) accepted), one-hot rows, "
+            "or the argmax of any rows (default: index)",
+        )
+        sub.add_argument(
             "--convert-cache",
             type=Path,
             metavar="ROOT",
@@ -133,15 +165,34 @@ def parser() -> argparse.ArgumentParser:
         "--heldout-fraction", type=float, default=0.2, help="fraction carved (no --heldout-dir)"
     )
     check_parser.add_argument("--num-classes", type=int, help="labels must be below this")
+    text = "list the data caches' entries with sizes, or clean them"
+    cache_parser = commands.add_parser("cache", help=text, description=text)
+    cache_parser.set_defaults(func=cache)
+    cache_parser.add_argument("action", choices=["list", "clean"])
+    cache_parser.add_argument(
+        "places",
+        nargs="*",
+        type=Path,
+        metavar="PLACE",
+        help="cache roots or shard folders (default: $FORGETBENCH_DATA_CACHE or .cache/data, "
+        "and the per-user shard cache)",
+    )
+    cache_parser.add_argument(
+        "--older-than",
+        type=float,
+        metavar="DAYS",
+        help="clean only entries unused for this many days (unfinished ones always go)",
+    )
     return main_parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs ``forgetbench-data``; returns the exit status (1 on any problem with the data)."""
     args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # conversions, cache places
     try:
         return args.func(args)
-    except (ShardFormatError, ShardCacheError, ValueError) as exc:
+    except (ShardFormatError, ShardCacheError, DiskFullError, ValueError) as exc:
         print(f"forgetbench-data {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -39,6 +39,9 @@ CONFIG_COLUMNS = {
 # Per-run metrics from summary.json; a key no run has is left out of the tables (older runs
 # lack the later ones). Figures show FIGURE_METRICS only.
 METRICS = ["acc", "forgetting", "bwt", "fwt", "min_acc", "wc_acc", "acc_auc", "forgetting_last"]
+# The data fingerprint of a run that recorded none (written before runs recorded one): such runs
+# average with each other, never with runs of a recorded fingerprint.
+UNRECORDED = "unrecorded"
 # The parquet tables of a report folder, enough to redraw every figure.
 TABLES = ["runs", "curves", "summary", "bands", "matrices", "onsets", "onset_summary", "phases"]
 
@@ -97,6 +100,7 @@ def runs_table(folders: list[Path]) -> tuple[pd.DataFrame, list[dict]]:
                 **{name: _select(s["config"], key) for name, key in CONFIG_COLUMNS.items()},
                 "seed": s["seed"],
                 "setting": setting_digest(s["config"]),
+                "data": (s.get("data") or {}).get("fingerprint") or UNRECORDED,
                 **{k: (s.get("metrics") or {}).get(k) for k in METRICS},
                 "train_seconds": s["timing"]["train_seconds"],
                 "samples_per_second": s["timing"]["samples_per_second"],
@@ -121,10 +125,13 @@ def group_keys(runs: pd.DataFrame) -> list[str]:
     """The summary table's grouping: dataset, strategy, remainder and any varying config value.
 
     Runs that these columns do not tell apart but whose configs differ otherwise (another
-    ``setting``) are never averaged together: ``setting`` joins the keys then.
+    ``setting``), or that were made on different data (another ``data`` fingerprint), are
+    never averaged together: ``data`` and ``setting`` join the keys then.
     """
     varying = [c for c in CONFIG_COLUMNS if c in runs and runs[c].nunique(dropna=False) > 1]
     keys = [*GROUP, *varying]
+    if "data" in runs and (runs.groupby(keys, dropna=False)["data"].nunique() > 1).any():
+        keys.append("data")
     if "setting" in runs and (runs.groupby(keys, dropna=False)["setting"].nunique() > 1).any():
         keys.append("setting")
     return keys
@@ -162,6 +169,21 @@ def warn_mixed_settings(runs: pd.DataFrame, summaries: list[dict]) -> None:
                 "[forgetbench-report] runs of "
                 + ", ".join(f"{k}={group[k].iloc[0]}" for k in GROUP)
                 + f" differ in other config values ({changes}): kept apart by the 'setting' column"
+            )
+
+
+def warn_mixed_data(runs: pd.DataFrame) -> None:
+    """Names the runs of one setting that were made on different data (kept apart)."""
+    keys = [k for k in group_keys(runs) if k not in ("data", "setting")]
+    for _, group in runs.groupby(keys, dropna=False):
+        if group["data"].nunique() > 1:
+            seeds = group.groupby("data", sort=False)["seed"].apply(lambda s: sorted(s.tolist()))
+            shown = ", ".join(f"{fp} (seeds {s})" for fp, s in seeds.items())
+            print(
+                "[forgetbench-report] runs of "
+                + ", ".join(f"{k}={group[k].iloc[0]}" for k in GROUP)
+                + f" were made on different data ({shown}): kept apart by the 'data' column, "
+                "never averaged; re-run the old ones on the data as it is now"
             )
 
 
@@ -242,13 +264,37 @@ def write_figures(
     return written
 
 
-def _write_tables(tables: dict[str, pd.DataFrame], out: Path) -> None:
+def diverged_settings(runs: pd.DataFrame, summaries: list[dict]) -> list[str]:
+    """One line per setting whose runs all diverged (the summary table has no row for it)."""
+    keys = [k for k in group_keys(runs) if k != "setting"]
+    why = {s["run_id"]: s.get("diverged") or {} for s in summaries}
+    lines = []
+    for _, group in runs.groupby(keys, dropna=False, sort=False):
+        if (group["status"] == "completed").any():
+            continue
+        first = why.get(group["run_id"].iloc[0], {})
+        reason = first.get("reason", "no reason recorded")
+        lines.append(
+            ", ".join(f"{k}={group[k].iloc[0]}" for k in keys)
+            + f": all {len(group)} runs {'/'.join(sorted(set(group['status'])))} "
+            + f"(seed {group['seed'].iloc[0]}: {reason} at step {first.get('step')})"
+        )
+    return lines
+
+
+def _write_tables(
+    tables: dict[str, pd.DataFrame], out: Path, notes: list[str] | None = None
+) -> None:
     for name in TABLES:
         write_with(out / f"{name}.parquet", lambda p, t=tables[name]: t.to_parquet(p, index=False))
     write_with(out / "runs.csv", lambda p: tables["runs"].to_csv(p, index=False))
     summary = tables["summary"]
     write_with(out / "summary.csv", lambda p: summary.to_csv(p, index=False))
-    write_with(out / "summary.md", lambda p: p.write_text(markdown(summary)))
+    text = markdown(summary)
+    if notes:
+        text += "\nNot in the table, as no run of these settings completed:\n\n"
+        text += "".join(f"- {line}\n" for line in notes)
+    write_with(out / "summary.md", lambda p: p.write_text(text))
     write_with(out / "summary.tex", lambda p: p.write_text(latex(summary)))
 
 
@@ -269,6 +315,7 @@ def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.
         raise SystemExit(f"No completed run (folder with {SUMMARY}) under {roots}.")
     runs, summaries, complete = distinct_runs(*runs_table(complete), complete)
     warn_mixed_settings(runs, summaries)
+    warn_mixed_data(runs)
     rank = {name: i for i, name in enumerate(STRATEGY_ORDER)}
     order = sorted(
         range(len(runs)),
@@ -288,7 +335,10 @@ def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.
         ignore_index=True,
     )
     tables = report_tables(runs, summaries, curves)
-    _write_tables(tables, out)
+    notes = diverged_settings(runs, summaries)
+    for line in notes:
+        print(f"[forgetbench-report] no run completed, left out of the tables: {line}")
+    _write_tables(tables, out, notes)
     written = write_figures(tables, out, figure_copy)
     print(markdown(tables["summary"]))
     print(

@@ -18,6 +18,8 @@ import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from forgetbench.config_check import ConfigError, prepare
+from forgetbench.data.fingerprint import fingerprint
 from forgetbench.eval.evaluator import Evaluator, task_classes
 from forgetbench.eval.groups import config_groups, group_spans
 from forgetbench.eval.summary import summarise
@@ -33,6 +35,7 @@ from forgetbench.results.io import (
 )
 from forgetbench.results.run_files import split_summary, write_tables
 from forgetbench.run_folder import (
+    check_same_data,
     clear_temporaries,
     config_digest,
     finished_summary,
@@ -91,7 +94,7 @@ def validate_config(cfg: DictConfig) -> None:
             continue
         if not ok(value):
             shown = "(missing)" if value is _ABSENT else repr(value)
-            raise ValueError(f"Invalid config value {key}={shown}. Expected {allowed}.")
+            raise ConfigError(f"Invalid config value {key}={shown}. Expected {allowed}.")
 
 
 def run_id(cfg: DictConfig, strategy: str, dataset: str, remainder: str) -> str:
@@ -272,9 +275,11 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         out_dir: The run folder.
     """
     out_dir = Path(out_dir)
+    prepare(cfg)  # missing values, unknown keys, path spellings
     resolved = OmegaConf.to_container(cfg, resolve=True)
     finished = finished_summary(out_dir, resolved)
     if finished is not None:
+        check_same_data(finished, out_dir, lambda: fingerprint(instantiate(cfg.data)))
         log.info("Skipping %s: %s exists (finished run).", out_dir, SUMMARY)
         return finished
     validate_config(cfg)
@@ -284,6 +289,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             folder.enter_context(run_lock(out_dir))
             finished = finished_summary(out_dir, resolved)  # done meanwhile by another process
             if finished is not None:
+                check_same_data(finished, out_dir, lambda: fingerprint(dataset))
                 return finished
             clear_temporaries(out_dir)
             identity = {
@@ -297,6 +303,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 with _terminate_raises():
                     train_seconds = trainer.train()
             except (KeyboardInterrupt, RunInterrupted) as exc:
+                phase = getattr(trainer.ctx, "phase", None)
                 partial = _curves(trainer, identity)
                 write_with(out_dir / CURVES, lambda p: partial.to_parquet(p, index=False))
                 write_json(
@@ -306,6 +313,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                         "reason": str(exc) or type(exc).__name__,
                         **identity,
                         "samples_seen": trainer.samples_seen,
+                        "step": int(trainer.engine.batches_seen.numpy()),
+                        "phase": None if phase is None else phase.index,
                     },
                 )
                 raise
@@ -340,6 +349,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "group": groups.of_shard.tolist(),
                 "group_name": [groups.names[g] for g in groups.of_shard],
             },
+            "data": fingerprint(dataset),
             "timing": {
                 "train_seconds": train_seconds,
                 "eval_seconds": trainer.eval_seconds,

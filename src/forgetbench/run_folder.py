@@ -1,8 +1,9 @@
 """A run folder's state: finished (and for which config), damaged, or being run right now.
 
-A finished run is one whose ``summary.json`` and ``curves.parquet`` both read back and whose
-config is the one asked for. A folder holding another config's results is refused, naming the
-keys that differ, instead of being reused (wrong numbers) or overwritten (lost results); a
+A finished run is one whose ``summary.json`` and ``curves.parquet`` both read back, whose
+config is the one asked for and whose data fingerprint is that of the data now. A folder
+holding another config's results (or a run of data changed since) is refused, naming the
+keys (files) that differ, instead of being reused (wrong numbers) or overwritten (lost results); a
 damaged one is run again. While a run works in its folder it holds an exclusive lock on
 ``.lock`` there, so a second process (two sweeps over one folder) skips it instead of training
 it twice and overwriting its files.
@@ -16,12 +17,13 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from forgetbench.data.fingerprint import changed
 from forgetbench.results.io import CURVES, SUMMARY
 from forgetbench.results.run_files import read_summary
 from forgetbench.sweep import SETTINGS_ONLY
@@ -36,6 +38,41 @@ class RunInProgressError(RuntimeError):
 
 class OtherConfigError(ValueError):
     """The run folder holds the finished run of a different config."""
+
+
+class OtherDataError(ValueError):
+    """The run folder holds a finished run of data that has changed since."""
+
+
+def check_same_data(summary: dict, out_dir: Path, current: Callable[[], dict]) -> None:
+    """Checks that a finished run was made on the data a run would read now.
+
+    A summary without a data fingerprint (written before runs recorded one) cannot be checked:
+    it is reused as before, and a log line says so.
+
+    Args:
+        summary: The finished run's summary.
+        out_dir: Its run folder.
+        current: Builds the fingerprint of the data now (``forgetbench.data.fingerprint``);
+            only called when the summary has one to compare with.
+
+    Raises:
+        OtherDataError: naming the shard files that changed.
+    """
+    recorded = summary.get("data")
+    if not isinstance(recorded, dict) or "fingerprint" not in recorded:
+        log.info("Run folder %s records no data fingerprint: reused unchecked.", out_dir)
+        return
+    now = current()
+    if now["fingerprint"] != recorded["fingerprint"]:
+        files = "; ".join(changed(recorded, now)) or "shard count or classes"
+        raise OtherDataError(
+            f"Run folder {out_dir} holds the finished run {summary.get('run_id')} of other data. "
+            f"Expected the data it was run on (fingerprint {recorded['fingerprint']}). "
+            f"Received fingerprint {now['fingerprint']}; changed since: {files}. Move that "
+            "folder away to run again on the data as it is now, or choose another "
+            "hydra.run.dir / hydra.sweep.dir"
+        )
 
 
 def comparable_config(resolved: dict) -> dict:

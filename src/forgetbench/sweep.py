@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import sys
 import traceback
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from forgetbench.config_check import PATH_KEYS, normal_path
 from forgetbench.results.io import SUMMARY, write_with
 
 ERROR = "error.txt"
@@ -37,19 +40,56 @@ def _settings_only(override: str) -> bool:
     )
 
 
+def _named(override: str) -> str:
+    """An override as it is named in folders: a path key's value absolute, no ``/`` at all."""
+    key, _, value = override.partition("=")
+    if key.lstrip("+~") in PATH_KEYS and value:
+        try:
+            parsed = OverridesParser.create().parse_overrides([override])[0].value()
+        except OverrideParseException:
+            parsed = None
+        if isinstance(parsed, str):
+            override = f"{key}={normal_path(parsed)}"
+    return override.replace("/", "-").replace("'", "").replace('"', "")
+
+
 def sweep_name(overrides) -> str:
     """A folder name for a sweep, made of its overrides, so the same sweep lands in one folder.
 
-    Hydra's own keys and ``SETTINGS_ONLY`` keys are left out; ``/`` becomes ``-`` and
-    quotes are dropped; names
-    longer than 120 characters are cut and end with a hash of the whole.
+    Hydra's own keys and ``SETTINGS_ONLY`` keys are left out; a path key's value
+    (``PATH_KEYS``) is made absolute, ``/`` becomes ``-`` and quotes are dropped; names longer
+    than 120 characters are cut and end with a hash of the whole.
     """
-    kept = sorted(str(o) for o in overrides if not _settings_only(str(o)))
-    name = "__".join(kept).replace("/", "-").replace("'", "").replace('"', "") or "default"
+    kept = sorted(_named(str(o)) for o in overrides if not _settings_only(str(o)))
+    name = "__".join(kept) or "default"
     if len(name) > MAX_NAME:
         digest = hashlib.sha256(name.encode()).hexdigest()[:10]
         name = f"{name[: MAX_NAME - 11]}-{digest}"
     return name
+
+
+def job_dirname(overrides) -> str:
+    """A job's folder name: its overrides as Hydra's ``override_dirname`` has them, but flat.
+
+    Sorted ``key=value`` items joined by ``,``, Hydra's and ``SETTINGS_ONLY`` keys left out,
+    path values made absolute and ``/`` turned into ``-`` (a path value would otherwise nest
+    folders). Registered as the resolver ``forgetbench.dirname`` for ``conf/config.yaml``.
+    """
+    return ",".join(sorted(_named(str(o)) for o in overrides if not _settings_only(str(o))))
+
+
+OmegaConf.register_new_resolver("forgetbench.dirname", job_dirname, replace=True)
+
+
+def expand_home(argv: list[str]) -> list[str]:
+    """``KEY=~/x`` becomes ``KEY=/home/me/x`` for path keys (Hydra's grammar refuses ``~``)."""
+    expanded = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+") in (*PATH_KEYS, "data.convert_cache") and value[:1] == "~":
+            arg = f"{key}={os.path.expanduser(value)}"
+        expanded.append(arg)
+    return expanded
 
 
 def with_sweep_dir(argv: list[str]) -> list[str]:
@@ -71,18 +111,30 @@ def count_jobs(overrides) -> int:
     return math.prod(len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in parsed)
 
 
-def error_line(exc: BaseException) -> str:
-    """``Type: message`` of the exception that started it all (the end of the cause chain).
-
-    A config error reaches the job wrapped (Hydra's ``InstantiationException``, whose own text
-    ends in ``full_key: ...``); the root cause is what names the key and the value.
-    """
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception that started it all (the end of the cause chain)."""
     root = exc
     while root.__cause__ is not None or (
         root.__context__ is not None and not root.__suppress_context__
     ):
         root = root.__cause__ or root.__context__
+    return root
+
+
+def error_line(exc: BaseException, full: bool = False) -> str:
+    """``Type: message`` of the exception that started it all (the end of the cause chain).
+
+    A config error reaches the job wrapped (Hydra's ``InstantiationException``, whose own text
+    ends in ``full_key: ...``); the root cause is what names the key and the value.
+
+    Args:
+        exc: The exception caught.
+        full: The root cause's whole message (else its first line).
+    """
+    root = root_cause(exc)
     message = str(root).strip().splitlines()
+    if full and message:
+        return f"{type(root).__name__}: " + "\n".join(message)
     return f"{type(root).__name__}: {message[0]}" if message else type(root).__name__
 
 

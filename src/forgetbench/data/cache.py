@@ -2,16 +2,17 @@
 
 A builder writes ``train/`` and ``heldout/`` shard folders into a temporary folder, which is
 renamed onto ``CACHE/<prefix>-<hash>`` once complete; ``params.json`` marks a finished folder. The
-same parameters reuse the files, and concurrent runs never see half-written shards.
+same parameters reuse the files, and concurrent runs never see half-written shards. A temporary
+folder left by a killed build (``CACHE/.tmp-<prefix>-*``) is removed by the next build that finds
+no live process writing it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,10 +20,14 @@ import numpy as np
 
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.store import ShardStore
+from forgetbench.tempfiles import remove_stale, temporary_folder
 
 FEATURE_KEY = "array1"
 LABEL_KEY = "array2"
 PARAMS_FILE = "params.json"
+TEMP_PREFIX = ".tmp-"  # a folder being built: CACHE/.tmp-<prefix>-<random>
+
+log = logging.getLogger(__name__)
 
 
 def cached_folder(
@@ -43,17 +48,17 @@ def cached_folder(
     folder = Path(cache_dir) / f"{prefix}-{digest}"
     if (folder / PARAMS_FILE).exists():
         return folder
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=cache_dir))
+    leftovers = [*Path(cache_dir).glob(f"{TEMP_PREFIX}*"), *Path(cache_dir).glob(f".{prefix}-*")]
+    for path, size in remove_stale(leftovers):  # .PREFIX-*: made by earlier versions
+        log.info("Removed %s (%.1f MB), left by a build that did not finish.", path, size / 1e6)
     try:
-        write(tmp)
-        (tmp / PARAMS_FILE).write_text(json.dumps(params, indent=2))
-        os.rename(tmp, folder)
+        with temporary_folder(cache_dir, f"{TEMP_PREFIX}{prefix}-") as tmp:
+            write(tmp)
+            (tmp / PARAMS_FILE).write_text(json.dumps(params, indent=2))
+            os.rename(tmp, folder)
     except OSError:
         if not (folder / PARAMS_FILE).exists():  # another process finished the same folder
             raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

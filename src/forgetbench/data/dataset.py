@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from forgetbench.data.shards import ShardFormatError
 from forgetbench.data.store import ShardStore
@@ -17,12 +17,15 @@ class ShardDataset:
         train: Training shards.
         heldout: Held-out evaluation split of every training shard.
         num_classes: Number of classes of the output layer.
+        sources: Shard name -> the file it came from, where the stores read derived files (a
+            carved split); named when the data changed under a finished run.
     """
 
     name: str
     train: ShardStore
     heldout: ShardStore
     num_classes: int
+    sources: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.heldout.num_shards != self.train.num_shards:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from forgetbench.data import diskspace
 from forgetbench.data.cache import FEATURE_KEY, LABEL_KEY, cached_folder
 from forgetbench.data.dataset import ShardDataset, check_labels_below
 from forgetbench.data.shards import (
@@ -29,6 +30,10 @@ from forgetbench.data.store import ShardStore
 
 SPLITS = ("train", "heldout")
 MAX_INFERRED_CLASSES = 1_000_000  # above this, data.num_classes must be set
+CARVE_FIX = (
+    "Free some space there, set paths.data_cache (or FORGETBENCH_DATA_CACHE) to a folder on a "
+    "larger disk, or give data.heldout_dir instead of carving."
+)
 
 
 def build_npz_dir(
@@ -45,6 +50,7 @@ def build_npz_dir(
     allow_nonfinite: bool = False,
     seed: int = 0,
     convert_cache: str | os.PathLike | None = None,
+    labels: str = "index",
 ) -> ShardDataset:
     """Opens a folder of shards, with a held-out split per shard.
 
@@ -66,6 +72,9 @@ def build_npz_dir(
         convert_cache: Root folder for the converted members of ``path`` and ``heldout_dir``
             (each in ``<folder name>-<hash of its path>``); ``None``: beside the data when
             writable, else ``$XDG_CACHE_HOME/forgetbench/shards``.
+        labels: How labels are read: ``index`` (class ids; whole floats and ``(N, 1)`` are
+            accepted), ``onehot`` or ``argmax`` (rows of ``(N, C)``; see
+            :mod:`forgetbench.data.labels`).
 
     Raises:
         ShardFormatError: naming the file and what was expected, for any bad shard.
@@ -74,6 +83,7 @@ def build_npz_dir(
     """
     options = {"feature_key": feature_key, "label_key": label_key}
     options["allow_nonfinite"] = allow_nonfinite
+    options["labels"] = labels
     options["cache_root"] = None if convert_cache is None else Path(convert_cache).expanduser()
     if num_classes is not None and (
         isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1
@@ -86,6 +96,7 @@ def build_npz_dir(
     if num_classes is not None:  # before any carve, so that errors name the user's files
         check_labels_below(num_classes, train)
     labelled = [train]  # the user's shards: a carve's classes are among them
+    sources = {s.name: s.source for s in train.shards}
     if heldout_dir is None:
         keys = {"feature_key": feature_key, "label_key": label_key}
         train, heldout = carve_heldout(
@@ -101,7 +112,7 @@ def build_npz_dir(
         labelled.append(heldout)
     if num_classes is None:
         num_classes = inferred_num_classes(*labelled)
-    return ShardDataset(name=name, train=train, heldout=heldout, num_classes=num_classes)
+    return ShardDataset(name, train, heldout, num_classes=num_classes, sources=sources)
 
 
 def inferred_num_classes(*stores: ShardStore) -> int:
@@ -215,6 +226,9 @@ def carve_heldout(
     }
 
     def write(folder: Path) -> None:
+        needed = sum(a.nbytes for a in (*store.features, *store.labels))
+        what = f"the carved train and held-out splits of {store.folder}"
+        diskspace.require(cache_dir, needed, what, CARVE_FIX)
         for k, (shard, count) in enumerate(zip(store.shards, counts, strict=True)):
             rng = np.random.default_rng([seed, zlib.crc32(shard.name.encode())])
             held = np.sort(rng.choice(shard.n, size=count, replace=False))
@@ -232,13 +246,16 @@ def carve_heldout(
 
 
 def copy_rows(source: np.ndarray, rows: np.ndarray, dest: Path) -> None:
-    """Writes ``source[rows]`` (sorted rows) to the ``.npy`` file ``dest``, a chunk at a time."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    out = np.lib.format.open_memmap(
-        dest, mode="w+", dtype=source.dtype, shape=(len(rows), *source.shape[1:])
-    )
+    """Writes ``source[rows]`` (sorted rows) to the ``.npy`` file ``dest``, a chunk at a time.
+
+    The file's space is reserved before it is mapped, so a full disk raises
+    :class:`~forgetbench.data.errors.DiskFullError` (not ``SIGBUS``) and leaves no file.
+    """
     step = chunk_rows(source)
-    for start in range(0, len(rows), step):
-        out[start : start + step] = source[rows[start : start + step]]
-    out.flush()
-    del out
+
+    def fill(out: np.ndarray) -> None:
+        for start in range(0, len(rows), step):
+            out[start : start + step] = source[rows[start : start + step]]
+
+    shape = (len(rows), *source.shape[1:])
+    diskspace.write_npy(dest, source.dtype, shape, fill, f"a carved split ({dest.name})", CARVE_FIX)

@@ -19,31 +19,44 @@ import errno
 import hashlib
 import logging
 import os
-import shutil
 import warnings
-import zipfile
-import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from forgetbench.results.io import atomic_path, read_json, write_json
+from forgetbench.data import labels as label_formats
+from forgetbench.data.convert import (
+    CACHE_OPTION,
+    clear_stale_conversions,
+    copy_npz_members,
+    denied,
+    file_digest,
+    within,
+)
+from forgetbench.data.errors import (
+    DiskFullError,
+    LabelFormatError,
+    ShardCacheError,
+    ShardFormatError,
+)
+from forgetbench.results.io import read_json, write_json
 
-CACHE_VERSION = 2
+__all__ = [
+    "DiskFullError",
+    "LabelFormatError",
+    "ShardCacheError",
+    "ShardFiles",
+    "ShardFormatError",
+    "prepare_shard",
+    "prepare_shards",
+]
+
+CACHE_VERSION = 3  # 3: a content digest per shard, labels normalised
 CACHE_FOLDER = ".forgetbench_cache"  # converted members, beside the shards by default
-CACHE_OPTION = "data.convert_cache (forgetbench-data: --convert-cache)"
 STATS_CHUNK_BYTES = 64 * 2**20
 
 log = logging.getLogger(__name__)
-
-
-class ShardFormatError(ValueError):
-    """A shard file or folder does not have the expected format."""
-
-
-class ShardCacheError(PermissionError):
-    """No writable place for the converted members of a shard folder."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,8 @@ class ShardFiles:
     label_dtype: str
     classes: tuple[int, ...]
     all_finite: bool
+    digest: str = ""
+    sources: tuple[str, ...] = ()
 
 
 def discover_shards(folder: Path, feature_key: str, label_key: str) -> dict[str, list[Path]]:
@@ -132,48 +147,11 @@ def source_stamp(paths: list[Path]) -> list[list]:
     return stamps
 
 
-def _copy_npz_member(src: Path, key: str, dest: Path) -> None:
-    """Streams member ``key`` of ``src`` into ``dest`` (an ``.npz`` member is an ``.npy``)."""
-    try:
-        with zipfile.ZipFile(src) as archive:
-            members = {Path(m).stem for m in archive.namelist()}
-            if key not in members:
-                raise ShardFormatError(
-                    f"Missing key in {src}. Expected key '{key}'. Received keys: {sorted(members)}"
-                )
-            with (
-                atomic_path(dest) as tmp,
-                archive.open(f"{key}.npy") as member,
-                open(tmp, "wb") as out,
-            ):
-                shutil.copyfileobj(member, out, length=16 * 2**20)
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
-        if _denied(exc) and _within(exc.filename, dest.parent):
-            raise  # writing the cache, not reading the shard: see prepare_shard
-        raise ShardFormatError(
-            f"Corrupt or truncated shard file {src}: expected a readable .npz archive. "
-            f"Received error: {exc}"
-        ) from exc
-
-
-def _denied(exc: BaseException) -> bool:
-    """A permission error, or a write to a read-only file system."""
-    return isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
-
-
 def _cache_error(source: Path, cache: Path, exc: OSError) -> ShardCacheError:
     return ShardCacheError(
         f"Cannot write the converted members of {source} to {cache}: expected a writable "
         f"folder. Received: {exc}. Set {CACHE_OPTION} to a writable folder."
     )
-
-
-def _within(filename, folder: Path) -> bool:
-    """Whether an error's file name is ``folder`` or lies in it (unknown file name: yes)."""
-    if filename is None:
-        return True
-    path, folder = Path(os.fsdecode(filename)).absolute(), Path(folder).absolute()
-    return path == folder or folder in path.parents
 
 
 def open_npy(path: Path, source: Path) -> np.ndarray:
@@ -309,6 +287,7 @@ def resolve_cache(
     feature_key: str,
     label_key: str,
     cache_root: str | os.PathLike | None = None,
+    labels: str = "index",
 ) -> Path:
     """The folder that holds (or will hold) the converted members of ``folder``'s shards.
 
@@ -323,6 +302,7 @@ def resolve_cache(
         feature_key: Key (member name) of the features.
         label_key: Key (member name) of the labels.
         cache_root: A root chosen by the user for converted members, or ``None``.
+        labels: ``data.labels``, which an up-to-date conversion must have used.
 
     Raises:
         ShardCacheError: naming the folder, the places tried and the option, when no candidate
@@ -332,7 +312,7 @@ def resolve_cache(
 
     def usable(cache: Path) -> bool:  # writable, or holding every shard up to date
         return writable(cache) or all(
-            cached_shard(name, sources, cache, feature_key, label_key) is not None
+            cached_shard(name, sources, cache, feature_key, label_key, labels) is not None
             for name, sources in shards.items()
         )
 
@@ -379,16 +359,20 @@ def _member_paths(
     return paths, list(paths.values())
 
 
-def _stamp(stamped: list[Path], feature_key: str, label_key: str) -> dict:
-    return {
-        "version": CACHE_VERSION,
-        "keys": [feature_key, label_key],
-        "source": source_stamp(stamped),
-    }
+def _stamp(stamped: list[Path], feature_key: str, label_key: str, labels: str) -> dict:
+    stamp = {"version": CACHE_VERSION, "keys": [feature_key, label_key]}
+    if labels != "index":  # what a conversion of 2-D labels depends on
+        stamp["labels"] = labels
+    return {**stamp, "source": source_stamp(stamped)}
 
 
 def cached_shard(
-    name: str, sources: list[Path], cache: Path, feature_key: str, label_key: str
+    name: str,
+    sources: list[Path],
+    cache: Path,
+    feature_key: str,
+    label_key: str,
+    labels: str = "index",
 ) -> ShardFiles | None:
     """The shard's files from ``cache`` if they are there and up to date, else ``None``."""
     source = sources[0]
@@ -397,14 +381,17 @@ def cached_shard(
     if not meta_path.exists():
         return None
     meta = read_json(meta_path)
-    if meta.get("stamp") != _stamp(stamped, feature_key, label_key) or not all(
+    if meta.get("labels_file"):
+        paths[label_key] = cache / meta["labels_file"]
+    if meta.get("stamp") != _stamp(stamped, feature_key, label_key, labels) or not all(
         p.exists() for p in paths.values()
     ):
         return None
-    if source.suffix == ".npz" and not _converted_intact(paths.values(), meta["stats"]):
+    converted = [p for p in paths.values() if p.parent == cache]
+    if not _converted_intact(converted, meta["stats"]):
         log.warning("Converted members of %s in %s are damaged: converting again.", source, cache)
         return None
-    return _shard_files(meta["stats"], source, paths, feature_key, label_key)
+    return _shard_files(meta["stats"], source, paths, (feature_key, label_key), stamped)
 
 
 def _converted_intact(paths, stats: dict) -> bool:
@@ -416,7 +403,12 @@ def _converted_intact(paths, stats: dict) -> bool:
 
 
 def prepare_shard(
-    name: str, sources: list[Path], cache: Path, feature_key: str, label_key: str
+    name: str,
+    sources: list[Path],
+    cache: Path,
+    feature_key: str,
+    label_key: str,
+    labels: str = "index",
 ) -> ShardFiles:
     """Converts (if needed) and validates one shard, reusing the cache while the source holds.
 
@@ -426,14 +418,18 @@ def prepare_shard(
         cache: Folder for converted members and per-shard metadata.
         feature_key: Key (member name) of the features.
         label_key: Key (member name) of the labels.
+        labels: ``data.labels``: how 2-D label rows are read (``forgetbench.data.labels``).
 
     Returns:
         The memory-mappable files and their statistics.
 
     Raises:
         ShardCacheError: if ``cache`` cannot be written.
+        DiskFullError: if the converted members do not fit in ``cache``.
+        LabelFormatError: if the labels cannot be read as class ids.
     """
-    cached = cached_shard(name, sources, cache, feature_key, label_key)
+    label_formats.check_mode(labels)
+    cached = cached_shard(name, sources, cache, feature_key, label_key, labels)
     if cached is not None:
         return cached
     source = sources[0]
@@ -443,24 +439,81 @@ def prepare_shard(
     except OSError as exc:  # denied, read-only, a file in the way: the cache folder is unusable
         raise _cache_error(source, cache, exc) from exc
     try:
+        clear_stale_conversions(cache)
         if source.suffix == ".npz":
-            for key, dest in paths.items():
-                _copy_npz_member(source, key, dest)
+            digests = copy_npz_members(source, paths)
+        else:
+            digests = [file_digest(path) for path in paths.values()]
+        meta = {"stamp": _stamp(stamped, feature_key, label_key, labels)}
+        label_array = _class_ids(name, source, paths, cache, label_key, labels, meta)
         features = open_npy(paths[feature_key], source)
-        labels = open_npy(paths[label_key], source)
-        stats = _shard_stats(name, source, features, labels, (feature_key, label_key))
-        meta = {"stamp": _stamp(stamped, feature_key, label_key), "stats": stats}
+        stats = _shard_stats(name, source, features, label_array, (feature_key, label_key))
+        meta["stats"] = {**stats, "digest": hashlib.sha256("".join(digests).encode()).hexdigest()}
         write_json(cache / f"{name}.meta.json", meta)
     except OSError as exc:
-        if not (_denied(exc) and _within(exc.filename, cache)):
+        if not (denied(exc) and within(exc.filename, cache)):
             raise
         raise _cache_error(source, cache, exc) from exc
-    return _shard_files(stats, source, paths, feature_key, label_key)
+    return _shard_files(meta["stats"], source, paths, (feature_key, label_key), stamped)
+
+
+def _class_ids(name, source, paths, cache, label_key, labels, meta) -> np.ndarray:
+    """The shard's labels as 1-D class ids, written once into ``cache`` when they need it."""
+    stored = open_npy(paths[label_key], source)
+    done = label_formats.plan(stored, source, label_key, labels)
+    if done is None:
+        return stored
+    dest = cache / f"{name}.{label_key}.classes.npy"
+    label_formats.write_class_ids(stored, dest, f"the class ids of {source.name}")
+    log.info("Labels '%s' of %s: %s (data.labels=%s).", label_key, source, done, labels)
+    del stored
+    if source.suffix == ".npz":  # the converted member is no longer needed
+        paths[label_key].unlink(missing_ok=True)
+    paths[label_key] = dest
+    meta["labels_file"] = dest.name
+    return open_npy(dest, source)
+
+
+def prepare_shards(
+    found: dict[str, list[Path]],
+    names: list[str],
+    cache: Path,
+    feature_key: str,
+    label_key: str,
+    labels: str = "index",
+    on_shard=None,
+) -> list[ShardFiles]:
+    """:func:`prepare_shard` for every shard of ``names``; label problems of all shards at once.
+
+    Args:
+        found: ``{name: [source files]}`` (as :func:`discover_shards`).
+        names: The shards to prepare, in order.
+        cache: Folder for converted members and metadata.
+        feature_key: Key (member name) of the features.
+        label_key: Key (member name) of the labels.
+        labels: ``data.labels`` (``index``, ``onehot`` or ``argmax``).
+        on_shard: Called with the number of shards done after each one (progress).
+
+    Raises:
+        LabelFormatError: naming every shard file whose labels are not class ids.
+    """
+    shards, bad = [], []
+    for name in names:
+        try:
+            shards.append(prepare_shard(name, found[name], cache, feature_key, label_key, labels))
+        except LabelFormatError as exc:
+            bad.append(exc)
+        if on_shard is not None:
+            on_shard(len(shards) + len(bad))
+    if bad:
+        raise LabelFormatError.combine(bad)
+    return shards
 
 
 def _shard_files(
-    stats: dict, source: Path, paths: dict[str, Path], feature_key: str, label_key: str
+    stats: dict, source: Path, paths: dict[str, Path], keys: tuple[str, str], stamped: list[Path]
 ) -> ShardFiles:
+    feature_key, label_key = keys
     return ShardFiles(
         name=stats["name"],
         source=str(source),
@@ -472,6 +525,8 @@ def _shard_files(
         label_dtype=stats["label_dtype"],
         classes=tuple(stats["classes"]),
         all_finite=stats["all_finite"],
+        digest=stats.get("digest", ""),
+        sources=tuple(str(p) for p in stamped),
     )
 
 
@@ -498,6 +553,8 @@ def check_consistent(shards: list[ShardFiles], allow_nonfinite: bool = False) ->
 
 def source_files(shard: ShardFiles) -> list[Path]:
     """The files a shard was read from: its ``.npz``, or its feature and label ``.npy``."""
+    if shard.sources:
+        return [Path(p) for p in shard.sources]
     source = Path(shard.source)
     return [source] if source.suffix == ".npz" else [source, Path(shard.labels)]
 

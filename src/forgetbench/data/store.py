@@ -16,7 +16,7 @@ from forgetbench.data.shards import (
     ShardFormatError,
     check_consistent,
     discover_shards,
-    prepare_shard,
+    prepare_shards,
     resolve_cache,
 )
 
@@ -45,6 +45,8 @@ class ShardStore:
             (:func:`forgetbench.data.shards.resolve_cache`).
         allow_nonfinite: Accept NaN or infinite features instead of raising.
         max_open: Shard files of each member mapped at once at most.
+        labels: How labels are read (``data.labels``: ``index``, ``onehot``, ``argmax``; see
+            :mod:`forgetbench.data.labels`).
 
     Attributes:
         cache: The folder of converted members and metadata in use.
@@ -61,6 +63,7 @@ class ShardStore:
         cache_root: str | Path | None = None,
         allow_nonfinite: bool = False,
         max_open: int = MAX_OPEN_SHARDS,
+        labels: str = "index",
     ) -> None:
         self.folder = Path(folder)
         found = discover_shards(self.folder, feature_key, label_key)
@@ -86,10 +89,11 @@ class ShardStore:
             self.cache = Path(cache_dir)
         else:
             opened = {name: found[name] for name in names}
-            self.cache = resolve_cache(self.folder, opened, feature_key, label_key, cache_root)
-        self.shards: list[ShardFiles] = [
-            prepare_shard(name, found[name], self.cache, feature_key, label_key) for name in names
-        ]
+            keys = (feature_key, label_key)
+            self.cache = resolve_cache(self.folder, opened, *keys, cache_root, labels)
+        self.shards: list[ShardFiles] = prepare_shards(
+            found, names, self.cache, feature_key, label_key, labels
+        )
         check_consistent(self.shards, allow_nonfinite=allow_nonfinite)
         sources = [Path(s.source) for s in self.shards]
         self.features = ShardMaps(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from forgetbench.tempfiles import create_file
 
 # The run folder's files (the contract in docs/architecture.md), named once for every module.
 SUMMARY = "summary.json"
@@ -29,21 +30,19 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     Yields:
         A temporary path in the same folder, ending in ``target``'s suffix; whatever is
         written there replaces ``target`` atomically when the block exits without an
-        exception, and is removed otherwise.
+        exception, and is removed otherwise. It is created with the umask's mode (not
+        ``mkstemp``'s 0600) and locked while the block runs (see ``forgetbench.tempfiles``).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    fd, tmp_path = create_file(target.parent, f".{target.name}.", f".tmp{target.suffix}")
     try:
         yield tmp_path
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+        os.close(fd)  # releases the lock that marks the temporary as being written
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -2,7 +2,9 @@
 
 ``summary.json`` keeps metrics, per-group values, pointers and sizes. The accuracy matrix goes
 to ``matrix.parquet`` (rows ``phase, eval_shard, accuracy``), the per-shard sizes and
-evaluation groups to ``shards.parquet`` and the per-epoch training log to ``train_log.parquet``;
+evaluation groups to ``shards.parquet``, the per-epoch training log to ``train_log.parquet`` and
+the data fingerprint's shard digests and source files to ``data.parquet`` (``split, name,
+value``);
 the summary names each file with its shape. :func:`read_summary` puts them back, and reads run
 folders written before the tables existed (everything inline) the same way.
 """
@@ -19,6 +21,8 @@ from forgetbench.results.io import SUMMARY, read_json, to_jsonable, write_with
 MATRIX = "matrix.parquet"
 SHARDS = "shards.parquet"
 TRAIN_LOG = "train_log.parquet"
+DATA = "data.parquet"
+FILE_ROWS = "file"  # rows of DATA giving each shard's source file, beside the split digests
 
 
 def split_summary(summary: dict) -> tuple[dict, dict[str, pd.DataFrame]]:
@@ -63,6 +67,16 @@ def split_summary(summary: dict) -> tuple[dict, dict[str, pd.DataFrame]]:
             "train_samples": int(table["train_size"].sum()),
             "heldout_samples": int(table["heldout_size"].sum()),
         }
+    data = compact.get("data")
+    if isinstance(data, dict) and isinstance(data.get("shards"), dict):
+        rows = [
+            (split, name, value)
+            for split, digests in data["shards"].items()
+            for name, value in digests.items()
+        ]
+        rows += [(FILE_ROWS, name, str(path)) for name, path in data.get("files", {}).items()]
+        tables[DATA] = pd.DataFrame(rows, columns=["split", "name", "value"])
+        compact["data"] = {"fingerprint": data.get("fingerprint"), "file": DATA, "rows": len(rows)}
     return compact, tables
 
 
@@ -98,6 +112,17 @@ def join_summary(summary: dict, folder: str | Path) -> dict:
             "heldout_sizes": table["heldout_size"].tolist(),
             **{c: table[c].tolist() for c in ("group", "group_name") if c in table},
         }
+    data = full.get("data")
+    if isinstance(data, dict) and "file" in data:
+        table = pd.read_parquet(folder / data["file"])
+        shards: dict[str, dict] = {}
+        files = {}
+        for split, name, value in table.itertuples(index=False):
+            if split == FILE_ROWS:
+                files[name] = value
+            else:
+                shards.setdefault(split, {})[name] = value
+        full["data"] = {"fingerprint": data["fingerprint"], "shards": shards, "files": files}
     return full
 
 
