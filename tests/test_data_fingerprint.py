@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import compose_config
+from forgetbench.results.run_files import read_summary
 from forgetbench.run import run
 from forgetbench.run_folder import OtherDataError
 from test_data_runs import QUICK
@@ -55,7 +56,7 @@ def test_a_changed_shard_refuses_the_stale_finished_run(tmp_path, finished):
     text = str(caught.value)
     assert f"{folder / 's1.npz'} (train changed, heldout changed)" in text
     assert "s0.npz" not in text and summary["data"]["fingerprint"] in text
-    assert json.loads((out / "summary.json").read_text()) == summary  # kept
+    assert read_summary(out) == summary  # kept
     fresh = run(npz_cfg(tmp_path, folder), tmp_path / "sweep" / "seed=1")  # a new seed
     assert fresh["data"]["fingerprint"] != summary["data"]["fingerprint"]
 
