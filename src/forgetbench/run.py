@@ -39,6 +39,7 @@ from forgetbench.run_folder import (
 from forgetbench.strategies.base import sequential_boundaries
 from forgetbench.train.engine import Engine
 from forgetbench.train.engines import cached_engine, engine_for
+from forgetbench.train.models import INITS
 from forgetbench.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ RULES = [
     ("eval.onset_patience", _at_least(0), "an integer >= 0", False),
     ("data.heldout_fraction", _number_where(lambda v: 0 < v < 1), "a number in (0, 1)", True),
     ("data.num_classes", _or_null(_at_least(1)), "an integer >= 1, or null", True),
+    ("model.init", lambda v: v in INITS, f"one of {list(INITS)}", True),
     ("strategy.plugins.replay.capacity", _at_least(0), "an integer >= 0", True),
     ("strategy.plugins.ewc.lam", _number_where(lambda v: v >= 0), "a number >= 0", True),
 ]
