@@ -204,6 +204,7 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
         num_classes=classes,
         plugin_configs={name: json.dumps(c, sort_keys=True) for name, c in plugins.items()},
         shard_classes=[shard.classes for shard in dataset.train.shards],
+        scenario=str(cfg.eval.scenario),
     )
     batch_size, epochs = int(cfg.train.batch_size), int(cfg.train.epochs)
     phases = strategy.phases(dataset, seed=int(cfg.seed), batch_size=batch_size, policy=policy)
@@ -350,7 +351,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         }
         summary = to_jsonable(summary)  # what is returned is exactly what summary.json holds
         figure = bool(OmegaConf.select(cfg, "output.run_figure", default=True))
-        write_run_folder(out_dir, curves, summary, trainer.net, figure=figure)
+        write_run_folder(out_dir, curves, summary, trainer.saved_net, figure=figure)
         return summary
 
 

@@ -92,6 +92,12 @@ class Trainer:
         return self.engine.net
 
     @property
+    def saved_net(self) -> keras.Model:
+        """The network ``model.keras`` holds: a plugin's choice (``ctx.saved_network``), else ``net``."""
+        saved = None if self.ctx is None else self.ctx.saved_network
+        return self.net if saved is None else saved
+
+    @property
     def samples_seen(self) -> int:
         """Real training samples seen so far."""
         return int(self.engine.samples_seen.numpy())
