@@ -55,8 +55,15 @@ def probed_trainer(tiny_cfg, *overrides):
     return trainer, pnn, probe
 
 
-def test_earlier_columns_stay_bit_identical_and_receive_no_gradient(tiny_cfg):
+def test_frozen_columns_learning_laterals_and_class_incremental_evaluation(tiny_cfg):
+    # One run of three columns (tracing a step per column is most of a run's time).
     trainer, pnn, probe = probed_trainer(tiny_cfg)
+    check_earlier_columns_stay_bit_identical_and_receive_no_gradient(trainer, pnn, probe)
+    check_lateral_weights_change_while_later_columns_train(pnn, probe)
+    check_class_incremental_evaluates_the_newest_column_over_all_classes(trainer, pnn)
+
+
+def check_earlier_columns_stay_bit_identical_and_receive_no_gradient(trainer, pnn, probe):
     assert len(pnn.columns) == 3
     for k in range(3):
         for j in range(k):  # column j while column k trains: frozen, bit-identical
@@ -80,8 +87,7 @@ def test_earlier_columns_stay_bit_identical_and_receive_no_gradient(tiny_cfg):
     assert {v.path for v in trainer.net.trainable_variables} == probe.trainable[2]
 
 
-def test_lateral_weights_change_while_later_columns_train(tiny_cfg):
-    _, pnn, probe = probed_trainer(tiny_cfg)
+def check_lateral_weights_change_while_later_columns_train(pnn, probe):
     for k in (1, 2):
         column = pnn.columns[k]
         assert sorted(column.laterals) == [1, 2]  # into the second hidden layer and the logits
@@ -187,8 +193,7 @@ def test_task_incremental_routes_each_shard_to_its_column_and_the_model_saves_ev
         assert final[final["eval_shard"] == j]["accuracy"].item() == pytest.approx(accuracy)
 
 
-def test_class_incremental_evaluates_the_newest_column_over_all_classes(tiny_cfg):
-    trainer, pnn, _ = probed_trainer(tiny_cfg)
+def check_class_incremental_evaluates_the_newest_column_over_all_classes(trainer, pnn):
     assert trainer.ctx.evaluation_forward is None
     evaluator = trainer.evaluator
     n = evaluator.num_samples
@@ -221,29 +226,38 @@ def test_accumulated_column_update_equals_one_step_on_the_concatenation(policy):
     accumulated = column_engine(policy, k=5)  # 5 micro-batches (the last partial): one update
     accumulated.train_epoch(identity_feed(x, y, policy))
     whole = column_engine(policy, k=1)
+    start = [v.numpy() for v in whole.net.trainable_variables]  # the new column's
     whole.train_epoch(identity_feed(x, y, policy, batch_size=N))
     assert int(accumulated.optimizer.iterations.numpy()) == 1
     for a, b in zip(accumulated.net.get_weights(), whole.net.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert any(
-        np.any(a != b)
-        for a, b in zip(whole.net.get_weights(), column_engine(policy, k=1).net.get_weights())
-    )
+    after = [v.numpy() for v in whole.net.trainable_variables]
+    assert all(np.any(a != b) for a, b in zip(after, start, strict=True))
 
 
-@pytest.mark.parametrize("remainder", ["drop", "pad", "naive", "weighted"])
+@pytest.mark.parametrize(
+    "remainder",
+    ["pad", *(pytest.param(r, marks=pytest.mark.slow) for r in ("drop", "naive", "weighted"))],
+)
 def test_every_remainder_policy_with_accumulation_trains_every_column(tiny_cfg, remainder):
     trainer, pnn, probe = probed_trainer(
-        tiny_cfg, f"remainder={remainder}", "train.accumulation_steps=2", "train.batch_size=7"
+        tiny_cfg,
+        f"remainder={remainder}",
+        "train.accumulation_steps=2",
+        "train.batch_size=7",
+        "data.num_shards=2",
+        "train.epochs=1",
     )
-    assert trainer.diverged is None and len(pnn.columns) == 3
-    for k in range(3):
+    assert trainer.diverged is None and len(pnn.columns) == 2
+    for k in range(2):
         assert any(np.any(a != b) for a, b in zip(probe.at_start[k][k], probe.at_end[k][k]))
 
 
 def test_deterministic_per_seed(tiny_cfg):
     def curve(seed):
-        cfg = tiny_cfg(*PNN_RUN, f"seed={seed}", "eval.scenario=task_incremental")
+        cfg = tiny_cfg(
+            *PNN_RUN, f"seed={seed}", "eval.scenario=task_incremental", "data.num_shards=2"
+        )
         trainer, *_ = build_trainer(cfg)
         trainer.train()
         return [r["accuracy"] for r in trainer.records], trainer.strategy.summary()
