@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from conftest import compose_config
-
 from forgetbench.run import run
 
-STRATEGIES = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "strategy").glob("*.yaml"))
+STRATEGIES = sorted(
+    p.stem for p in (Path(__file__).parents[1] / "conf" / "strategy").glob("*.yaml")
+)
 DENSE_ONLY = {"pnn"}  # progressive networks build dense columns (see README)
 IMAGES = [
     "data=digits_split",

@@ -139,7 +139,9 @@ def test_domain_incremental_split_labels_each_class_by_its_place_in_the_pair(tmp
     np.testing.assert_array_equal(y, (y_class == 8).astype(y.dtype))
 
 
-@pytest.mark.parametrize("builder", [build_digits_split, build_digits_permuted, build_digits_rotated])
+@pytest.mark.parametrize(
+    "builder", [build_digits_split, build_digits_permuted, build_digits_rotated]
+)
 def test_image_shape_keeps_the_values_as_8x8_images_under_another_cache_key(tmp_path, builder):
     flat = builder(tmp_path)
     folders = {p.name for p in tmp_path.iterdir()}

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 from omegaconf import open_dict
-from test_accumulation import DIM, CLASSES, N, PAD, WEIGHTED, identity_feed, make_data
 
 from forgetbench.run import build_trainer, run
 from forgetbench.strategies.base import Phase, Plugin
@@ -15,6 +14,7 @@ from forgetbench.strategies.pnn import PNN
 from forgetbench.strategies.pnn_columns import Column, build_columns, new_column
 from forgetbench.train.engine import Engine
 from forgetbench.train.models import mlp
+from test_accumulation import CLASSES, DIM, PAD, WEIGHTED, N, identity_feed, make_data
 
 pytestmark = pytest.mark.usefixtures("keras_session")
 
@@ -74,7 +74,9 @@ def check_earlier_columns_stay_bit_identical_and_receive_no_gradient(trainer, pn
         assert probe.trainable[k] == own  # the update's variables: the new column's only
         assert not probe.trainable[k] & earlier
     # Column 2 changed while it trained (it is the one being updated).
-    assert any(np.any(a != b) for a, b in zip(probe.at_start[2][2], probe.at_end[2][2]))
+    assert any(
+        np.any(a != b) for a, b in zip(probe.at_start[2][2], probe.at_end[2][2], strict=True)
+    )
     # The optimizer is fresh for each column: its step count is the last phase's updates.
     updates = trainer.phases[2].feed.batches_per_epoch * 2
     assert int(trainer.engine.optimizer.iterations.numpy()) == updates
@@ -91,7 +93,7 @@ def check_lateral_weights_change_while_later_columns_train(pnn, probe):
     for k in (1, 2):
         column = pnn.columns[k]
         assert sorted(column.laterals) == [1, 2]  # into the second hidden layer and the logits
-        for i, (alphas, v, u) in column.laterals.items():
+        for alphas, v, u in column.laterals.values():
             assert len(alphas) == k  # one alpha per earlier column
             for layer in (*alphas, v, u):
                 index = column.all_layers.index(layer)
@@ -133,7 +135,7 @@ def test_a_forward_pass_with_hand_set_weights_is_the_lateral_formula(input_later
         columns.append(new_column(layers, "relu", k, [3, 4, 5], into, "keras", rng))
     net, everything = build_columns((3,), columns)
     hand = []
-    for k, column in enumerate(columns):
+    for column in columns:
         own = []
         for layer in column.layers:
             w = rng.normal(size=layer.kernel.shape).astype(np.float32)
@@ -250,7 +252,9 @@ def test_every_remainder_policy_with_accumulation_trains_every_column(tiny_cfg, 
     )
     assert trainer.diverged is None and len(pnn.columns) == 2
     for k in range(2):
-        assert any(np.any(a != b) for a, b in zip(probe.at_start[k][k], probe.at_end[k][k]))
+        assert any(
+            np.any(a != b) for a, b in zip(probe.at_start[k][k], probe.at_end[k][k], strict=True)
+        )
 
 
 def test_deterministic_per_seed(tiny_cfg):

@@ -165,9 +165,7 @@ def build_digits_permuted(
         heldout_fraction=heldout_fraction,
         seed=seed,
     )
-    return _build(
-        cache_dir, "digits_permuted", name, params, write, image_shape=bool(image_shape)
-    )
+    return _build(cache_dir, "digits_permuted", name, params, write, image_shape=bool(image_shape))
 
 
 def build_digits_rotated(
@@ -200,9 +198,7 @@ def build_digits_rotated(
         heldout_fraction=heldout_fraction,
         seed=seed,
     )
-    return _build(
-        cache_dir, "digits_rotated", name, params, write, image_shape=bool(image_shape)
-    )
+    return _build(cache_dir, "digits_rotated", name, params, write, image_shape=bool(image_shape))
 
 
 def _permute(features: np.ndarray, perm: np.ndarray) -> np.ndarray:

@@ -93,7 +93,7 @@ class Trainer:
 
     @property
     def saved_net(self) -> keras.Model:
-        """The network ``model.keras`` holds: a plugin's choice (``ctx.saved_network``), else ``net``."""
+        """What ``model.keras`` holds: ``ctx.saved_network`` if a plugin set it, else ``net``."""
         saved = None if self.ctx is None else self.ctx.saved_network
         return self.net if saved is None else saved
 
