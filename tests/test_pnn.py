@@ -178,6 +178,11 @@ def test_task_incremental_routes_each_shard_to_its_column_and_the_model_saves_ev
     lateral = [0] + [(k + 8 * k * 8 + 8 + 48) + (k + 6 * k * 6 + 6 + 12) for k in (1, 2)]
     assert info["lateral_parameters_per_column"] == lateral
     assert info["parameters_per_column"] == [116 + n for n in lateral]
+    # Each finished shard is read by its frozen column: its accuracy never changes again.
+    matrix = np.asarray(summary["accuracy_matrix"])
+    for j in range(3):
+        assert np.all(matrix[j:, j] == matrix[j, j])
+    assert summary["metrics"]["bwt"] == 0.0
     saved = keras.models.load_model(tmp_path / "r" / "model.keras")
     assert len(saved.outputs) == 3
     curves = pd.read_parquet(tmp_path / "r" / "curves.parquet")
@@ -299,3 +304,16 @@ def test_new_columns_follow_the_model_init(tiny_cfg):
             bound = 1 / np.sqrt(layer.kernel.shape[0])
             kernel, bias = layer.get_weights()
             assert np.abs(kernel).max() <= bound and np.any(bias != 0)
+
+
+@pytest.mark.slow
+def test_task_incremental_split_digits_pnn_near_the_top(tmp_path):
+    # The literature's ordering (Rusu et al. 2016; van de Ven et al. 2022, task-incremental):
+    # PNN, which cannot forget, at or above the regularisation methods, far above sequential.
+    from test_literature_ordering import acc
+
+    pnn = acc(tmp_path, "split_digits_task", "pnn")
+    sequential = acc(tmp_path, "split_digits_task", "sequential")
+    best_other = max(acc(tmp_path, "split_digits_task", s).mean() for s in ("lwf", "si"))
+    assert pnn.mean() > sequential.mean() + 0.1 and np.all(pnn > sequential)
+    assert pnn.mean() > best_other - 0.02
