@@ -29,6 +29,12 @@ Rows:
   draws the paper's 256 reference samples per update; the row ``agem, reference_size = batch
   size`` draws as many as the batch holds.
 
+- ``pnn, N columns, engine only``: progressive networks (``strategy=pnn``) with ``N`` columns
+  (built as a run builds them, one per phase), ``Engine.train_epoch`` on the last column's shard;
+  ``step_cost_vs_sequential`` is the time per sample over that of ``sequential, engine only``
+  (the plain network on the same shard), paired by round. ``pnn`` has no Trainer row: a run
+  replaces its network, so its engine cannot start a second run.
+
 ``steps_per_execution`` (the second number of a setting) is plain ``fit``'s: the engine runs
 every batch up to the next evaluation point in one compiled call whatever it is.
 
@@ -70,6 +76,9 @@ EXACT = "cross_shard, exact accumulation k={} (weighted)"
 NAIVE = "cross_shard, Keras accumulation k={} (naive)"
 PENALTY = "cross_shard + quadratic penalty (EWC-shaped), engine only"
 AGEM_BATCH = "agem, reference_size = batch size"
+PNN = "pnn, {} columns, engine only"
+SEQUENTIAL_ENGINE = "sequential, engine only"
+OWN_ROWS = {"pnn"}  # strategies measured by rows of their own, not a Trainer row
 
 
 def config(overrides: list[str]):
@@ -187,6 +196,39 @@ class Bench:
         epochs(1)
         return lambda: epochs(self.epochs)
 
+    def pnn_row(self, columns: int):
+        """Engine steps of progressive networks with ``columns`` columns on the last one's shard."""
+        model, strat, phases = self.fresh("pnn")
+        data, plugin = self.dataset.train, strat.plugins["pnn"]
+        model.start_run(
+            model.net,
+            seed=int(self.cfg.seed),
+            feature_shape=data.feature_shape,
+            num_classes=self.dataset.num_classes,
+            shard_classes=[shard.classes for shard in data.shards],
+        )
+        plugin.setup(model.ctx)
+        for phase in phases[:columns]:
+            plugin.before_phase(model.ctx, phase)
+        return self._epochs_of(model, phases[columns - 1].feed)
+
+    def sequential_row(self, shard: int = 0):
+        """Engine steps of the plain network on one shard (the baseline of the PNN rows)."""
+        model, _, phases = self.fresh("sequential")
+        return self._epochs_of(model, phases[shard].feed)
+
+    def _epochs_of(self, model, feed):
+        def epochs(count: int) -> dict:
+            seen = int(model.samples_seen.numpy())
+            start = time.perf_counter()
+            for e in range(count):
+                model.train_epoch(feed, e)
+            seconds = time.perf_counter() - start
+            return {"samples": int(model.samples_seen.numpy()) - seen, "seconds": seconds}
+
+        epochs(1)  # warm-up: tracing
+        return lambda: epochs(self.epochs)
+
     def plain_row(self):
         """``model.fit(x, y, epochs=E)`` on the in-memory training arrays: the baseline."""
         keras.utils.set_random_seed(int(self.cfg.seed))
@@ -260,7 +302,8 @@ def measure_setting(args, batch_size: int, spe: int) -> list[dict]:
     bench = Bench(cfg, args.epochs, spe)
     every, k = int(cfg.eval.every_samples), args.accumulation_steps
     plans = [(PLAIN, bench.plain_row, {})]
-    plans += [(name, bench.trainer_row, {"strategy": name}) for name in strategy_names()]
+    names = [name for name in strategy_names() if name not in OWN_ROWS]
+    plans += [(name, bench.trainer_row, {"strategy": name}) for name in names]
     small_reference = f"strategy.plugins.agem.reference_size={batch_size}"
     plans.append(
         (AGEM_BATCH, bench.trainer_row, {"strategy": "agem", "overrides": (small_reference,)})
@@ -279,9 +322,13 @@ def measure_setting(args, batch_size: int, spe: int) -> list[dict]:
             {"strategy": "cross_shard", "k": k, "remainder": "naive"},
         ),
         (PENALTY, bench.fit_row, {"strategy": "cross_shard", "penalty": True}),
+        (SEQUENTIAL_ENGINE, bench.sequential_row, {}),
     ]
+    if "pnn" in strategy_names():
+        shards = bench.dataset.train.num_shards
+        plans += [(PNN.format(c), bench.pnn_row, {"columns": c}) for c in range(1, shards + 1)]
     if args.only:  # a subset, with the rows the ratios need
-        needed = {PLAIN, "cross_shard", "sequential", "replay"}
+        needed = {PLAIN, "cross_shard", "sequential", "replay", SEQUENTIAL_ENGINE}
         plans = [p for p in plans if p[0] in needed or any(o in p[0] for o in args.only)]
     runs = {}
     for name, make, kw in plans:
@@ -348,6 +395,9 @@ def add_ratios(rows: list[dict], every: int, k: int) -> None:
             by[name]["step_vs_" + base_name] = paired_ratio(
                 by[name], by[base_name], "round_step_samples_per_s"
             )
+    for r in rows:  # time per sample against the plain network's on one shard
+        if r["row"].startswith("pnn, ") and SEQUENTIAL_ENGINE in by:
+            r["step_cost_vs_sequential"] = paired_ratio(by[SEQUENTIAL_ENGINE], r)
     for r in rows:  # the other Trainer rows evaluate only at the start and the end
         if r["row"] != EVAL.format(every):
             r.pop("eval_share", None)
@@ -413,6 +463,7 @@ def main(argv: list[str] | None = None) -> dict:
                 ("hook_seconds", "hooks s", ".3f"),
                 ("step_vs_sequential", "steps vs sequential", ".2f"),
                 ("step_vs_replay", "steps vs replay", ".2f"),
+                ("step_cost_vs_sequential", "step cost vs sequential", ".2f"),
             ],
         )
     )

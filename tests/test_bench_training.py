@@ -25,3 +25,12 @@ def test_ratios_are_medians_of_same_round_ratios():
     assert exact["vs_cross_shard"] == pytest.approx(0.9)  # ratios 0.9, 0.5, 0.9
     assert evaluated["every_samples_for_10pct"] == pytest.approx(1250)
     assert "eval_share" in evaluated and "eval_share" not in cross
+
+
+def test_pnn_step_cost_is_the_sequential_rate_over_the_pnn_rate_per_round():
+    plain = row(training.PLAIN, [100.0, 100.0, 100.0])
+    sequential = row(training.SEQUENTIAL_ENGINE, [200.0, 50.0, 200.0])
+    two = row(training.PNN.format(2), [100.0, 40.0, 80.0])
+    training.add_ratios([plain, sequential, two], every=500, k=4)
+    assert two["step_cost_vs_sequential"] == pytest.approx(2.0)  # ratios 2.0, 1.25, 2.5
+    assert "step_cost_vs_sequential" not in sequential

@@ -137,3 +137,22 @@ def test_domain_incremental_split_labels_each_class_by_its_place_in_the_pair(tmp
         build_digits_split(tmp_path, class_order=[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]).train, 0
     )
     np.testing.assert_array_equal(y, (y_class == 8).astype(y.dtype))
+
+
+@pytest.mark.parametrize(
+    "builder", [build_digits_split, build_digits_permuted, build_digits_rotated]
+)
+def test_image_shape_keeps_the_values_as_8x8_images_under_another_cache_key(tmp_path, builder):
+    flat = builder(tmp_path)
+    folders = {p.name for p in tmp_path.iterdir()}
+    images = builder(tmp_path, image_shape=True)
+    assert flat.train.feature_shape == (64,) and images.train.feature_shape == (8, 8)
+    assert len({p.name for p in tmp_path.iterdir()} - folders) == 1  # a new folder, the old kept
+    for store_flat, store_images in ((flat.train, images.train), (flat.heldout, images.heldout)):
+        for k in range(store_flat.num_shards):
+            x_flat, y_flat = arrays(store_flat, k)
+            x_img, y_img = arrays(store_images, k)
+            np.testing.assert_array_equal(x_img.reshape(len(x_img), -1), x_flat)
+            np.testing.assert_array_equal(y_img, y_flat)
+    builder(tmp_path, image_shape=False)  # off: the flat cache is found again, nothing new
+    assert len(list(tmp_path.iterdir())) == len(folders) + 1

@@ -6,7 +6,9 @@ per shard, the conf defaults of ``replay`` (capacity 500, 32 replayed samples pe
 uniformly from a reservoir buffer) and ``ewc`` (lambda 100 in ``(lambda / 2) * sum F ...``), which
 every run's ``summary.json`` is checked against; ``joint`` trains 5 epochs over all shards.
 Evaluation runs after every shard only (``eval.every_samples`` huge, as Avalanche evaluates after
-each experience) unless ``--eval-every N``.
+each experience) unless ``--eval-every N``. ``--init torch`` adds ``model.init=torch``
+(PyTorch's initialisation, Avalanche's default) to the overrides, so both sides start alike;
+by default the config's ``model.init`` (Keras's) is left as it is.
 
 Modes (each prints one result line, ``protocol.RESULT_MARK`` + JSON):
 
@@ -26,7 +28,7 @@ lives in ``$FORGETBENCH_BENCH_DIR/peers/data`` (default
 folders are temporary and removed.
 
 Usage: ``.venv/bin/python bench/peers/forgetbench_split_digits.py {runs,grid,single}
-[--strategies ...] [--seeds 0 1 2] [--eval-every N] [--json PATH]``.
+[--strategies ...] [--seeds 0 1 2] [--eval-every N] [--init keras|torch|he] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -236,8 +238,16 @@ def main(argv: list[str] | None = None) -> dict:
         default=PER_EXPERIENCE,
         help="eval.every_samples (default: after every shard only)",
     )
+    parser.add_argument(
+        "--init",
+        choices=["keras", "torch", "he"],
+        default=None,
+        help="model.init (default: conf's)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
+    if args.init is not None:  # only then: a checkout without the option still runs
+        OVERRIDES.append(f"model.init={args.init}")
     is_single = args.mode == "single"
     args.strategies = args.strategies or (
         [protocol.SINGLE[0]] if is_single else list(protocol.STRATEGIES)

@@ -23,7 +23,8 @@ The two sides must report the same data digest, or nothing is compared.
 
 Differences the protocol leaves (details in the two sides' docstrings): initialisation (Keras
 Glorot-uniform with zero biases against PyTorch's default; ``avalanche_split_digits.py --init
-glorot`` switches Avalanche to Keras's); replay buffers (forgetbench: a reservoir over the
+glorot`` switches Avalanche to Keras's, ``forgetbench_split_digits.py --init torch`` switches
+forgetbench to PyTorch's: ``model.init=torch``); replay buffers (forgetbench: a reservoir over the
 stream, 32 samples drawn per batch; Avalanche: an experience-balanced buffer, 32 per batch from
 a shuffled pass over it); EWC (Avalanche's ``ewc_lambda`` is set to 50, forgetbench's lambda
 100 without its 1/2, but the Fisher estimates differ in scale: mini-batch against per-sample

@@ -18,7 +18,8 @@ seed and random streams, named memories, and the ways into the compiled train st
   network whose logits loss terms can use (LwF), refreshed without retracing the step;
 - :meth:`PluginContext.replace_network`: a new network at a phase start (new variables, a fresh
   optimizer state for them, a retraced step), and :meth:`PluginContext.set_evaluation_forward`
-  to route each held-out shard to its own network or head (progressive networks);
+  to route each held-out shard to its own network or head (progressive networks), and
+  :meth:`PluginContext.set_saved_network` for what ``model.keras`` holds;
 - :meth:`PluginContext.add_callback`: Keras-style callbacks (train and epoch hooks);
 - :meth:`PluginContext.train_network` / :meth:`PluginContext.reset_optimizer`: training on a
   feed of the plugin's own outside the stream (GDumb's memory), from a fresh optimizer state.
@@ -85,6 +86,9 @@ class PluginContext:
         phase: The phase being trained (set before ``before_phase``), else ``None``.
         phases: Every phase of the run, in order (known before ``setup``).
         shard_classes: The class ids of each training shard, by shard index.
+        scenario: The evaluation scenario (``eval.scenario``): ``class_incremental`` or
+            ``task_incremental``.
+        saved_network: What ``model.keras`` holds, when a plugin sets it (else ``net``).
         memories: Named memories a plugin keeps (reported and, later, checkpointed).
         diverged: Set by a plugin to a reason when its own training stopped being finite: the
             run stops after the current hook, as on a non-finite training loss.
@@ -101,6 +105,7 @@ class PluginContext:
         evaluate: Callable[[], list[dict]] | None = None,
         plugin_configs: Mapping[str, str] | None = None,
         shard_classes: Sequence[Sequence[int]] = (),
+        scenario: str = "class_incremental",
     ) -> None:
         self._engine = engine
         self.seed = int(seed)
@@ -109,6 +114,8 @@ class PluginContext:
         self.phase = None
         self.phases: tuple = ()
         self.shard_classes = [tuple(int(c) for c in classes) for classes in shard_classes]
+        self.scenario = str(scenario)
+        self.saved_network: Any = None
         self.memories: dict[str, Any] = {}
         self.loss_terms: list[LossTerm] = []
         self.penalties: list[tuple[str, Callable]] = []
@@ -267,6 +274,10 @@ class PluginContext:
         Routes each held-out sample by its shard; ``None`` restores the default.
         """
         self.evaluation_forward = fn
+
+    def set_saved_network(self, net) -> None:
+        """Saves ``net`` as ``model.keras`` instead of the network trained last (``None``: it)."""
+        self.saved_network = net
 
     def signature(self) -> tuple:
         """What the traced step depends on.

@@ -44,6 +44,7 @@ from forgetbench.run_folder import (
 from forgetbench.strategies.base import sequential_boundaries
 from forgetbench.train.engine import Engine
 from forgetbench.train.engines import cached_engine, engine_for
+from forgetbench.train.models import INITS
 from forgetbench.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ RULES = [
     ("eval.onset_patience", _at_least(0), "an integer >= 0", False),
     ("data.heldout_fraction", _number_where(lambda v: 0 < v < 1), "a number in (0, 1)", True),
     ("data.num_classes", _or_null(_at_least(1)), "an integer >= 1, or null", True),
+    ("model.init", lambda v: v in INITS, f"one of {list(INITS)}", True),
     ("strategy.plugins.replay.capacity", _at_least(0), "an integer >= 0", True),
     ("strategy.plugins.ewc.lam", _number_where(lambda v: v >= 0), "a number >= 0", True),
 ]
@@ -217,6 +219,7 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
         num_classes=classes,
         plugin_configs={name: json.dumps(c, sort_keys=True) for name, c in plugins.items()},
         shard_classes=[shard.classes for shard in dataset.train.shards],
+        scenario=str(cfg.eval.scenario),
     )
     batch_size, epochs = int(cfg.train.batch_size), int(cfg.train.epochs)
     phases = strategy.phases(dataset, seed=int(cfg.seed), batch_size=batch_size, policy=policy)
@@ -375,7 +378,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         }
         summary = to_jsonable(summary)  # what is returned is what read_summary(out_dir) gives
         figure = bool(OmegaConf.select(cfg, "output.run_figure", default=True))
-        write_run_folder(out_dir, curves, summary, trainer.net, figure=figure)
+        write_run_folder(out_dir, curves, summary, trainer.saved_net, figure=figure)
         return summary
 
 

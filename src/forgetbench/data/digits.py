@@ -2,7 +2,9 @@
 
 The 1797 digits ship with scikit-learn (nothing is downloaded). Features are the 8x8 images,
 row-major, as 64 values scaled to [0, 1]; labels are the digits 0-9 (``num_classes`` is 10 for
-every variant, so one head covers all shards).
+every variant, so one head covers all shards). With ``image_shape=True`` the features keep their
+``(8, 8)`` shape (the same values), for convolutional models (``model=cnn``); the cache key
+changes only then.
 """
 
 from __future__ import annotations
@@ -53,11 +55,36 @@ def rotate(features: np.ndarray, angle: float) -> np.ndarray:
     return turned.reshape(len(features), -1).astype(np.float32)
 
 
+def as_images(features: np.ndarray) -> np.ndarray:
+    """Flat digits ``(n, 64)`` as images ``(n, 8, 8)`` (the same values, row-major)."""
+    return features.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+
+
 def _build(
-    cache_dir, prefix: str, name: str, params: dict, write, num_classes: int = NUM_CLASSES
+    cache_dir,
+    prefix: str,
+    name: str,
+    params: dict,
+    write,
+    num_classes: int = NUM_CLASSES,
+    image_shape: bool = False,
 ) -> ShardDataset:
-    folder = cached_folder(cache_dir, prefix, params, lambda tmp: write(tmp, *digits_arrays()))
+    if image_shape:  # only then: the flat datasets' caches keep their keys
+        params = {**params, "image_shape": True}
+
+    def build(tmp):
+        x, y = digits_arrays()
+        return write(tmp, as_images(x) if image_shape else x, y)
+
+    folder = cached_folder(cache_dir, prefix, params, build)
     return open_cached(folder, name, num_classes)
+
+
+def _flat_transform(transform, image_shape: bool):
+    """``transform`` (of flat features) applied to images when ``image_shape``."""
+    if not image_shape:
+        return transform
+    return lambda images: as_images(transform(images.reshape(len(images), -1)))
 
 
 def build_digits_split(
@@ -69,6 +96,7 @@ def build_digits_split(
     heldout_fraction: float = 0.2,
     seed: int = 0,
     domain_incremental: bool = False,
+    image_shape: bool = False,
 ) -> ShardDataset:
     """Class-incremental digits: shard ``k`` holds the ``k``-th group of ``class_order``.
 
@@ -82,6 +110,7 @@ def build_digits_split(
         seed: Seed of the held-out split.
         domain_incremental: Label each sample by its class's position within its shard's
             group: one ``classes_per_shard``-way output shared by every shard.
+        image_shape: Features shaped ``(8, 8)`` instead of 64 flat values.
     """
     groups = class_groups(class_order, classes_per_shard, NUM_CLASSES)
     params = {"groups": groups, "heldout_fraction": heldout_fraction, "seed": seed}
@@ -96,7 +125,7 @@ def build_digits_split(
     )
     name = name or ("digits_split_domain" if domain_incremental else "digits_split")
     classes = classes_per_shard if domain_incremental else NUM_CLASSES
-    return _build(cache_dir, "digits_split", name, params, write, classes)
+    return _build(cache_dir, "digits_split", name, params, write, classes, bool(image_shape))
 
 
 def build_digits_permuted(
@@ -107,6 +136,7 @@ def build_digits_permuted(
     identity_first: bool = True,
     heldout_fraction: float = 0.2,
     seed: int = 0,
+    image_shape: bool = False,
 ) -> ShardDataset:
     """Domain-incremental digits: shard ``k`` is every digit under pixel permutation ``k``.
 
@@ -117,6 +147,7 @@ def build_digits_permuted(
         identity_first: Whether the first shard keeps the original pixel order.
         heldout_fraction: Fraction held out (one stratified split shared by all shards).
         seed: Seed of the permutations and of the held-out split.
+        image_shape: Features shaped ``(8, 8)`` instead of 64 flat values.
     """
     if num_shards < 1:
         raise ValueError(f"data.num_shards: expected an integer >= 1. Received: {num_shards}")
@@ -127,14 +158,14 @@ def build_digits_permuted(
         "heldout_fraction": heldout_fraction,
         "seed": seed,
     }
-    transforms = [partial(_permute, perm=perm) for perm in perms]
+    transforms = [_flat_transform(partial(_permute, perm=perm), image_shape) for perm in perms]
     write = partial(
         write_domain_incremental,
         transforms=transforms,
         heldout_fraction=heldout_fraction,
         seed=seed,
     )
-    return _build(cache_dir, "digits_permuted", name, params, write)
+    return _build(cache_dir, "digits_permuted", name, params, write, image_shape=bool(image_shape))
 
 
 def build_digits_rotated(
@@ -144,6 +175,7 @@ def build_digits_rotated(
     angles: Sequence[float] = (0.0, 45.0, 90.0, 135.0, 180.0),
     heldout_fraction: float = 0.2,
     seed: int = 0,
+    image_shape: bool = False,
 ) -> ShardDataset:
     """Domain-incremental digits: shard ``k`` is every digit rotated by ``angles[k]`` degrees.
 
@@ -153,19 +185,20 @@ def build_digits_rotated(
         angles: Rotation of each shard, in degrees (counter-clockwise).
         heldout_fraction: Fraction held out (one stratified split shared by all shards).
         seed: Seed of the held-out split.
+        image_shape: Features shaped ``(8, 8)`` instead of 64 flat values.
     """
     angles = [float(a) for a in angles]
     if not angles:
         raise ValueError("data.angles: expected at least one angle. Received: []")
     params = {"angles": angles, "heldout_fraction": heldout_fraction, "seed": seed}
-    transforms = [partial(rotate, angle=angle) for angle in angles]
+    transforms = [_flat_transform(partial(rotate, angle=angle), image_shape) for angle in angles]
     write = partial(
         write_domain_incremental,
         transforms=transforms,
         heldout_fraction=heldout_fraction,
         seed=seed,
     )
-    return _build(cache_dir, "digits_rotated", name, params, write)
+    return _build(cache_dir, "digits_rotated", name, params, write, image_shape=bool(image_shape))
 
 
 def _permute(features: np.ndarray, perm: np.ndarray) -> np.ndarray:

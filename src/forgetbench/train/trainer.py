@@ -100,6 +100,12 @@ class Trainer:
         return self.engine.net
 
     @property
+    def saved_net(self) -> keras.Model:
+        """What ``model.keras`` holds: ``ctx.saved_network`` if a plugin set it, else ``net``."""
+        saved = None if self.ctx is None else self.ctx.saved_network
+        return self.net if saved is None else saved
+
+    @property
     def samples_seen(self) -> int:
         """Real training samples seen so far."""
         return int(self.engine.samples_seen.numpy())
