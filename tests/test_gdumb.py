@@ -127,3 +127,10 @@ def test_summary_and_determinism(tiny_cfg):
 def test_bad_options_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         GDumb(**kwargs)
+
+
+def test_a_memory_training_that_diverges_stops_the_run(tiny_cfg):
+    trainer = gdumb_run(tiny_cfg, "optimizer.learning_rate=1e30")
+    assert trainer.diverged is not None and "GDumb" in trainer.diverged["reason"]
+    assert trainer.diverged["phase"] == 0
+    assert max(r["samples_seen"] for r in trainer.records) == int(trainer.boundaries[0])
