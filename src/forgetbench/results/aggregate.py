@@ -20,6 +20,7 @@ STRATEGY_ORDER = [
     "der",
     "derpp",
     "gdumb",
+    "pnn",
     "cross_shard",
     "joint",
 ]
