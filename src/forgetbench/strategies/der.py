@@ -117,10 +117,10 @@ class DER(Plugin):
     def _take_draws(self) -> tf.Tensor:
         """Copies this update's draws out of the buffer (before the update writes to it)."""
         count, key = self._count(), self.updates * 4.0
-        for suffix, purpose, columns in (
-            ("1", DRAW_LOGITS, ((self.x, "x"), (self.z, "z"))),
-            ("2", DRAW_LABELS, ((self.x, "x"), (self.y, "y"))),
-        ):
+        draws = [("1", DRAW_LOGITS, ((self.x, "x"), (self.z, "z")))]
+        if self.beta:  # DER++ only
+            draws.append(("2", DRAW_LABELS, ((self.x, "x"), (self.y, "y"))))
+        for suffix, purpose, columns in draws:
             seed = tf.stack([self.seed, key + purpose])
             slots, valid = reference_draw(self.capacity, count, self.size, seed)
             for source, name in columns:

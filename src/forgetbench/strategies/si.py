@@ -72,7 +72,7 @@ class SI(Plugin):
     def accumulate(self, before, after, task_grads) -> None:
         """``omega += -g_task * (after - before)`` (in the graph, after every update)."""
         for omega, b, a, g in zip(self.path, before, after, task_grads, strict=True):
-            omega.assign_add(-tf.cast(g, omega.dtype) * (a - b), read_value=False)
+            omega.assign_sub(g * (a - b), read_value=False)
 
     def penalty(self) -> tf.Tensor:
         """``c * sum Omega (theta - theta*)^2``."""

@@ -59,10 +59,10 @@ class TrainStep:
             grads = [g if p is None else g + p for g, p in zip(grads, penalty_grads, strict=True)]
         for _, transform in self.ctx.gradient_transforms:
             grads = list(transform(grads, variables))
-        before = [tf.identity(v) for v in variables] if self.ctx.after_update else None
+        before = [tf.convert_to_tensor(v) for v in variables] if self.ctx.after_update else None
         self.optimizer.apply(grads, variables)
         if before is not None:
-            after = [tf.identity(v) for v in variables]
+            after = [tf.convert_to_tensor(v) for v in variables]
             for _, hook in self.ctx.after_update:
                 hook(before, after, list(sample_grads))
         return penalty
