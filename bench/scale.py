@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -86,6 +87,7 @@ def run_one(train: Path, heldout: Path, strategy: str, out: Path) -> dict:
         "output.run_figure=false",
         f"hydra.run.dir={out}",
     ]
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run each time: a finished one is skipped
     start = time.perf_counter()
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak, stop = [0], threading.Event()

@@ -16,6 +16,7 @@ end.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import keras
@@ -43,6 +44,12 @@ def uses_stateful_random(function) -> bool:
     graph = function.graph.as_graph_def()
     nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
     return any(node.op.startswith(SEED_DEPENDENT_OPS) for node in nodes)
+
+
+@functools.lru_cache(maxsize=4096)
+def _index(i: int) -> tf.Tensor:
+    """``tf.constant(i)``, made once per value (a phase of a few batches makes several calls)."""
+    return tf.constant(int(i))
 
 
 def _zeros_like_variable(v) -> tf.Variable:
@@ -80,6 +87,7 @@ class Engine(TrainStep):
         self.batches_seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_seen")
         # Epoch sums: data loss, real samples, correct predictions, penalty, micro-batches.
         self._sums = tf.Variable(tf.zeros(5), trainable=False, name="epoch_sums")
+        self._zero_sums = tf.zeros(5)  # made once: an eager op per epoch costs milliseconds
         self._weights_ok = True  # whether the weights were finite after the last call
         self._last_finite_loss = tf.Variable(np.nan, dtype=tf.float32, trainable=False)
         self._variables: dict[str, tf.Variable] = {}
@@ -195,7 +203,7 @@ class Engine(TrainStep):
 
     def reset_epoch(self) -> None:
         """Zeroes the epoch's loss, accuracy and penalty sums."""
-        self._sums.assign(tf.zeros(5))
+        self._sums.assign(self._zero_sums)
 
     def epoch_logs(self) -> dict:
         """The epoch's mean data loss and accuracy per real sample, and mean penalty per step."""
@@ -262,9 +270,7 @@ class Engine(TrainStep):
             The index after the last batch trained, and whether every loss and penalty was
             finite (if not, training stopped right after the batch where it stopped being).
         """
-        end, finite, weights_ok = self._function(block)(
-            block, tf.constant(start), tf.constant(stop)
-        )
+        end, finite, weights_ok = self._function(block)(block, _index(start), _index(stop))
         self._weights_ok = bool(weights_ok)
         return int(end), bool(finite)
 
