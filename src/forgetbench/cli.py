@@ -11,13 +11,11 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from forgetbench.quiet import quiet_tensorflow, without_native_noise
+from forgetbench.signals import terminate_raises
 
 quiet_tensorflow()
 
@@ -53,27 +51,6 @@ def user_errors() -> tuple[type[BaseException], ...]:
         OtherConfigError,
         OtherDataError,
     )
-
-
-@contextmanager
-def terminate_raises(interrupted: type[BaseException]) -> Iterator[None]:
-    """SIGTERM raises ``interrupted`` for the whole job (training, and also data and model).
-
-    ``run`` turns SIGTERM into the same exception while training, to keep partial curves; this
-    covers the rest of the job, so every interruption ends with one line.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise interrupted(f"received signal {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def interrupted_line(out_dir: Path, exc: BaseException, since: float = 0.0) -> tuple[str, int]:

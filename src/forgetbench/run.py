@@ -6,9 +6,7 @@ import json
 import logging
 import platform
 import random
-import signal
-import threading
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import keras
@@ -41,6 +39,7 @@ from forgetbench.run_folder import (
     finished_summary,
     run_lock,
 )
+from forgetbench.signals import terminate_raises
 from forgetbench.strategies.base import sequential_boundaries
 from forgetbench.train.engine import Engine
 from forgetbench.train.engines import cached_engine, engine_for
@@ -150,23 +149,6 @@ def seed_everything(seed: int, tensorflow: bool = True) -> None:
 
 class RunInterrupted(BaseException):
     """Raised in the main thread on SIGTERM (what schedulers send before preemption)."""
-
-
-@contextmanager
-def _terminate_raises():
-    """Turns SIGTERM into :class:`RunInterrupted` while the block runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise RunInterrupted(f"received signal {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def engine_key(cfg: DictConfig, feature_shape, num_classes: int) -> str:
@@ -303,7 +285,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "seed": int(cfg.seed),
             }
             try:
-                with _terminate_raises():
+                with terminate_raises(RunInterrupted):
                     train_seconds = trainer.train()
             except (KeyboardInterrupt, RunInterrupted) as exc:
                 phase = getattr(trainer.ctx, "phase", None)
