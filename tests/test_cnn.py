@@ -73,3 +73,13 @@ def test_an_unknown_init_is_refused_before_any_data_is_read(tiny_cfg, tmp_path):
     with pytest.raises(ValueError, match=r"model.init='glorot'. Expected one of \['keras', "):
         run(cfg, tmp_path / "r")
     assert not (tmp_path / "data").exists()
+
+
+def test_the_digits_presets_take_the_cnn_in_place_of_their_mlp():
+    # The presets choose the 128-128 MLP as a model option, so model=cnn replaces it whole
+    # (no MLP key such as `hidden` left over for the CNN's builder).
+    for preset in ("split_digits", "split_digits_task", "split_digits_domain", "permuted_digits"):
+        mlp = compose_config([f"experiment={preset}"]).model
+        assert list(mlp.hidden) == [128, 128]
+        cnn = compose_config([f"experiment={preset}", "model=cnn", "data.image_shape=true"]).model
+        assert cnn._target_.endswith(".cnn") and "hidden" not in cnn
