@@ -122,6 +122,17 @@ class Bench:
         )
         return model, strat, phases
 
+    def _start_run(self, model) -> None:
+        """Resets ``model`` for a new round as a run does (seed, shapes, shard classes)."""
+        data = self.dataset.train
+        model.start_run(
+            model.net,
+            seed=int(self.cfg.seed),
+            feature_shape=data.feature_shape,
+            num_classes=self.dataset.num_classes,
+            shard_classes=[shard.classes for shard in data.shards],
+        )
+
     def trainer(self, model, strat, phases, evaluator, every_samples: int, epochs: int):
         """A Trainer as in a run (boundaries of the sequential feed, held-out evaluator)."""
         total = epochs * sum(p.feed.samples_per_epoch for p in phases)
@@ -131,14 +142,7 @@ class Bench:
         boundaries[-1] = total
         if every_samples == NO_EVAL:
             boundaries = boundaries[-1:]
-        data = self.dataset.train
-        model.start_run(
-            model.net,
-            seed=int(self.cfg.seed),
-            feature_shape=data.feature_shape,
-            num_classes=self.dataset.num_classes,
-            shard_classes=[shard.classes for shard in data.shards],
-        )
+        self._start_run(model)
         return Trainer(
             engine=model,
             strategy=strat,
@@ -199,14 +203,8 @@ class Bench:
     def pnn_row(self, columns: int):
         """Engine steps of progressive networks with ``columns`` columns on the last one's shard."""
         model, strat, phases = self.fresh("pnn")
-        data, plugin = self.dataset.train, strat.plugins["pnn"]
-        model.start_run(
-            model.net,
-            seed=int(self.cfg.seed),
-            feature_shape=data.feature_shape,
-            num_classes=self.dataset.num_classes,
-            shard_classes=[shard.classes for shard in data.shards],
-        )
+        plugin = strat.plugins["pnn"]
+        self._start_run(model)
         plugin.setup(model.ctx)
         for phase in phases[:columns]:
             plugin.before_phase(model.ctx, phase)

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from forgetbench.losses import per_sample_loss
-from forgetbench.strategies.base import Phase, Plugin
+from forgetbench.strategies.base import Phase, Plugin, value_counts
 from forgetbench.strategies.graph_memory import SEED_RANGE, reference_draw
 
 
@@ -128,13 +128,8 @@ class AGEM(Plugin):
         self.memory_x[start : self._size].assign(np.asarray(x, np.float32))
         self.memory_y[start : self._size].assign(np.asarray(y, np.float32))
         self.count.assign(float(self._size))
-        classes, counts = np.unique(np.asarray(y), return_counts=True)
         self.contents.append(
-            {
-                "shard": phase.train_shard,
-                "samples": int(n),
-                "per_class": {int(c): int(k) for c, k in zip(classes, counts, strict=True)},
-            }
+            {"shard": phase.train_shard, "samples": int(n), "per_class": value_counts(y)}
         )
 
     def summary(self) -> dict:

@@ -97,6 +97,7 @@ class LwF(Plugin):
         self.seen: set[int] = set()
         self.log: list[dict] = []
         self.teacher_phase: int | None = None
+        self.teacher_parameters = 0
 
     def alpha_at(self, phase: int) -> float:
         """The distillation weight while ``phase`` is trained (0 without a teacher)."""
@@ -166,6 +167,6 @@ class LwF(Plugin):
             "distill_over": self.distill_over,
             "t_squared": self.t_squared,
             "teacher_from_phase": self.teacher_phase,
-            "teacher_parameters": getattr(self, "teacher_parameters", 0),
+            "teacher_parameters": self.teacher_parameters,
             "phases": self.log,
         }

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from forgetbench.batch import X, Y
-from forgetbench.strategies.base import Phase, Plugin
+from forgetbench.strategies.base import Phase, Plugin, value_counts
 from forgetbench.strategies.replay_buffer import ClassBalancedBuffer, ReservoirBuffer
 
 WRITE_POLICIES: dict[str, Callable] = {
@@ -122,11 +122,7 @@ class Replay(Plugin):
             "write": self.write,
             "buffer_bytes": int(self.buffer.nbytes),
             "buffer_size": int(len(y)),
-            "per_shard": {
-                int(k): int(v) for k, v in zip(*np.unique(shard, return_counts=True), strict=True)
-            },
-            "per_class": {
-                int(k): int(v) for k, v in zip(*np.unique(y, return_counts=True), strict=True)
-            },
+            "per_shard": value_counts(shard),
+            "per_class": value_counts(y),
             "phases": self.log,
         }
