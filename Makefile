@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 LINT_PATHS := $(wildcard src tests bench experiments)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install demo test test-slow lint format clean
+.PHONY: install demo test test-slow lint format clean docs docs-serve
 .PHONY: bench bench-peers
 
 install: $(STAMP)
@@ -18,6 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+# The documentation tools have their own stamp, so `make test` never needs them.
+$(DOCS_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,docs]"
+	touch $(DOCS_STAMP)
 
 demo: install
 	$(BIN)/forgetbench -m strategy=sequential,replay,ewc,cross_shard,joint seed=0,1,2 train.verbose=0 \
@@ -52,6 +58,14 @@ bench-peers: install
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
+# The site (mkdocs.yml, docs/) into site/; --strict: a broken link, a missing page or a docstring
+# that does not render fails the build. `make docs-serve` previews it at http://127.0.0.1:8000.
+docs: $(DOCS_STAMP)
+	DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict
+
+docs-serve: $(DOCS_STAMP)
+	DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs serve
+
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
@@ -61,4 +75,4 @@ format: install
 	$(BIN)/ruff check --fix $(LINT_PATHS)
 
 clean:
-	rm -rf results/runs results/sweeps .cache .pytest_cache
+	rm -rf results/runs results/sweeps .cache .pytest_cache site
