@@ -61,10 +61,10 @@ test-slow: install
 # The site (mkdocs.yml, docs/) into site/; --strict: a broken link, a missing page or a docstring
 # that does not render fails the build. `make docs-serve` previews it at http://127.0.0.1:8000.
 docs: $(DOCS_STAMP)
-	DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 docs-serve: $(DOCS_STAMP)
-	DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs serve
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)
