@@ -89,7 +89,7 @@ def documented_keys(docs: Path, roots: set[str]) -> dict[str, str]:
             match = KEY_ROW.match(line)
             key = match.group(1) if match else ""
             if key.split(".")[0] in roots and not FILE_NAME.search(key):
-                found.setdefault(key, f"{page.relative_to(docs)}:{number}")
+                found.setdefault(key, f"{page.relative_to(docs.parent)}:{number}")
     return found
 
 
@@ -186,7 +186,7 @@ def test_the_checks_find_what_is_missing_and_what_is_unknown(tmp_path):
         "data.typo_key",
         "train.epochs",
     }
-    assert documented["data.typo_key"] == "guide/conf.md:6"
+    assert documented["data.typo_key"] == "docs/guide/conf.md:6"
     assert set(conf_keys) - set(documented) == {
         "train.batch_size",
         "hydra.callbacks.fail",
