@@ -37,7 +37,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 # Benchmarks (about 13 minutes on 2 cores, about 9 GB of scratch disk for the memory run):
-# tables printed, JSON written to results/bench/. See README "Performance".
+# tables printed, JSON written to results/bench/. See docs/performance.md.
 bench: install
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/training.py
