@@ -16,6 +16,7 @@ import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from forgetbench.checkpoint import RunCheckpoints
 from forgetbench.config_check import ConfigError, prepare
 from forgetbench.data.fingerprint import fingerprint
 from forgetbench.eval.evaluator import Evaluator, task_classes
@@ -44,6 +45,7 @@ from forgetbench.strategies.base import sequential_boundaries
 from forgetbench.train.engine import Engine
 from forgetbench.train.engines import cached_engine, engine_for
 from forgetbench.train.models import INITS
+from forgetbench.tracking import make_tracker
 from forgetbench.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -284,6 +286,10 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "remainder": policy.name,
                 "seed": int(cfg.seed),
             }
+            checkpoints = RunCheckpoints(cfg, out_dir, resolved, fingerprint(dataset), identity["run_id"])
+            checkpoints.attach(trainer)  # resumes from this run's checkpoint, if any
+            tracker = make_tracker(cfg, out_dir, identity)
+            tracker.attach(trainer)
             try:
                 with terminate_raises(RunInterrupted):
                     train_seconds = trainer.train()
@@ -349,6 +355,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             if trainer.reset_optimizer
             else "kept across phases",
             "strategy_info": strategy.summary(),
+            "resumed": checkpoints.resumed,  # null, or the phase and samples it resumed after
             "train_log": trainer.train_log,
             "versions": {
                 "python": platform.python_version(),
@@ -361,6 +368,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         summary = to_jsonable(summary)  # what is returned is what read_summary(out_dir) gives
         figure = bool(OmegaConf.select(cfg, "output.run_figure", default=True))
         write_run_folder(out_dir, curves, summary, trainer.saved_net, figure=figure)
+        checkpoints.finish()
+        tracker.finish(summary)
         return summary
 
 

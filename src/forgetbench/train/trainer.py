@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -71,6 +71,11 @@ class Trainer:
         records: The evaluation records so far.
         train_log: Training loss, accuracy and penalty of every (phase, epoch).
         diverged: Where training stopped on a non-finite loss or weights, else ``None``.
+        resume: Called once after the plugins' ``setup``; restores a checkpoint (state,
+            plugins, variables) and sets ``start_phase`` (``forgetbench.checkpoint``).
+        phase_end_hooks: Called in order with each phase once it is complete (its plugin hooks
+            and evaluations done): checkpoints, experiment trackers.
+        start_phase: The first phase to train (after a resume; 0 otherwise).
     """
 
     engine: Engine
@@ -88,11 +93,25 @@ class Trainer:
     train_log: list[dict] = field(default_factory=list)
     eval_seconds: float = 0.0
     ctx: object = None
+    resume: Callable[[Trainer], None] | None = None
+    phase_end_hooks: list[Callable[[Phase], None]] = field(default_factory=list)
+    start_phase: int = 0
     _phase: Phase | None = None
     _epoch: int = 0
     _next_boundary: int = 0
     _last_eval: int = -1
     _pool: ThreadPoolExecutor | None = None
+
+    STATE = ("records", "train_log", "_epoch", "_next_boundary", "_last_eval")
+
+    def state(self) -> dict:
+        """Evaluation records, training log and evaluation schedule (for a checkpoint)."""
+        return {name: getattr(self, name) for name in self.STATE}
+
+    def restore_state(self, state: dict) -> None:
+        """Puts back what :meth:`state` returned."""
+        for name in self.STATE:
+            setattr(self, name, state[name])
 
     @property
     def net(self) -> keras.Model:
@@ -247,7 +266,10 @@ class Trainer:
         self.ctx = self.ctx or self.engine.ctx
         self.ctx.attach(lambda: self.samples_seen, self._evaluate_now, self.phases)
         self.strategy.setup(self.ctx)
-        self.evaluate()  # before the clock: its time (tracing included) is not training's
+        if self.resume is not None:
+            self.resume(self)
+        if self.start_phase == 0:
+            self.evaluate()  # before the clock: its time (tracing included) is not training's
         for callback in self.ctx.callbacks:
             callback.set_model(self.engine.net)
         self._callbacks("on_train_begin")
@@ -264,7 +286,7 @@ class Trainer:
                 self._pool = None
 
     def _train_phases(self, train_seconds) -> float:
-        for phase in self.phases:
+        for phase in self.phases[self.start_phase :]:
             self._phase = self.ctx.phase = phase
             if self.reset_optimizer and phase.index > 0:
                 self.engine.reset_optimizer_state()
@@ -277,6 +299,8 @@ class Trainer:
                 return train_seconds()
             if self.ctx.take_trained_outside():
                 self._redo_last_evaluation()
+            for hook in self.phase_end_hooks:
+                hook(phase)
         self.evaluate()
         self._callbacks("on_train_end")
         return train_seconds()

@@ -1,0 +1,304 @@
+"""Checkpoints at phase ends, and a run resumed from one with the results it would have had.
+
+At the end of every ``checkpoint.every``-th phase but the last, the run folder's
+``checkpoint/`` holds everything the rest of the run depends on:
+
+- ``variables.npz``: the engine's variables (network, optimizer with its step count, counters,
+  epoch sums, accumulators, the plugins' graph variables, the teacher);
+- ``state.pkl``: the trainer's evaluation records, training log and evaluation schedule, every
+  plugin's Python-side state (memories, logs, generators) and the global Python and numpy
+  random states (pickled: memories are arrays inside objects; written and read by this
+  package only);
+- ``manifest.json``: the phase, samples and steps, the config and data it belongs to, and the
+  SHA-256 of the two other files.
+
+Every other random stream is keyed by ``(seed, phase, epoch, ...)``, so nothing else is needed.
+The new checkpoint is written in a temporary folder; the old one is renamed to
+``checkpoint.previous`` and removed only once the new one is in place. A run started in the
+folder resumes from the checkpoint of its own config and data; another config's or data's is
+refused (:class:`CheckpointMismatchError`), a damaged one ignored with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import random
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from forgetbench.config_check import ConfigError
+from forgetbench.data.fingerprint import changed
+from forgetbench.run_folder import (
+    OtherConfigError,
+    OtherDataError,
+    comparable_config,
+    config_differences,
+    config_digest,
+)
+from forgetbench.tempfiles import remove_stale, stale_temporaries, temporary_folder
+
+CHECKPOINT = "checkpoint"
+PREVIOUS = "checkpoint.previous"
+MANIFEST, VARIABLES, STATE = "manifest.json", "variables.npz", "state.pkl"
+FORMAT = 1
+log = logging.getLogger(__name__)
+
+
+class CheckpointMismatchError(OtherConfigError):
+    """The run folder's checkpoint belongs to another config or does not fit this run."""
+
+
+class CheckpointDataError(OtherDataError):
+    """The run folder's checkpoint was made on data that has changed since."""
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """The ``checkpoint`` config group's values.
+
+    Attributes:
+        every: Write a checkpoint at the end of every this many phases (0: never).
+        keep_after_finish: Keep the last checkpoint once the run has finished.
+        resume: Resume from a checkpoint in the run folder (``False``: start over).
+    """
+
+    every: int = 1
+    keep_after_finish: bool = False
+    resume: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> CheckpointSettings:
+        """Reads and checks ``checkpoint.*`` (absent: the defaults).
+
+        Raises:
+            ConfigError: naming the key, the value and what is allowed.
+        """
+        node = OmegaConf.select(cfg, "checkpoint", default=None) or {}
+        every = node.get("every", cls.every)
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ConfigError(
+                f"Invalid config value checkpoint.every={every!r}. Expected an integer >= 0 "
+                "(0: no checkpoints)."
+            )
+        flags = {key: node.get(key, getattr(cls, key)) for key in ("keep_after_finish", "resume")}
+        for key, value in flags.items():
+            if not isinstance(value, bool):
+                raise ConfigError(
+                    f"Invalid config value checkpoint.{key}={value!r}. Expected true or false."
+                )
+        return cls(every=every, **flags)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_checkpoint(out_dir: Path, trainer, phase: int, identity: dict) -> Path:
+    """Writes the checkpoint at the end of ``phase`` atomically; returns its folder.
+
+    Args:
+        out_dir: The run folder.
+        trainer: The run's :class:`~forgetbench.train.trainer.Trainer`.
+        phase: The index of the phase just completed.
+        identity: ``config`` (comparable resolved config), ``config_digest``, ``data``
+            (fingerprint) and ``run_id`` of the run.
+    """
+    state = {
+        "trainer": trainer.state(),
+        "strategy": trainer.strategy.state(),
+        "python_random": random.getstate(),
+        "numpy_random": np.random.get_state(),
+    }
+    variables = {name: v.numpy() for name, v in trainer.engine.state_variables().items()}
+    target, previous = out_dir / CHECKPOINT, out_dir / PREVIOUS
+    with temporary_folder(out_dir, f".{CHECKPOINT}.") as tmp:
+        np.savez(tmp / VARIABLES, **{f"v{i}": v for i, v in enumerate(variables.values())})
+        with (tmp / STATE).open("wb") as f:
+            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        manifest = {
+            "format": FORMAT,
+            **identity,
+            "phase": int(phase),
+            "phases": len(trainer.phases),
+            "samples_seen": trainer.samples_seen,
+            "step": int(trainer.engine.batches_seen.numpy()),
+            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "variables": list(variables),
+            "files": {name: _sha256(tmp / name) for name in (VARIABLES, STATE)},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+        if target.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+            os.rename(target, previous)
+        os.rename(tmp, target)
+    shutil.rmtree(previous, ignore_errors=True)
+    return target
+
+
+def _read_manifest(folder: Path) -> dict:
+    """The manifest of a complete, intact checkpoint folder.
+
+    Raises:
+        ValueError: the manifest is unreadable, of another format, or a file's digest differs.
+    """
+    manifest = json.loads((folder / MANIFEST).read_text())
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"format {manifest.get('format')!r}, expected {FORMAT}")
+    for name, digest in manifest["files"].items():
+        if _sha256(folder / name) != digest:
+            raise ValueError(f"{name} does not match its SHA-256 in {MANIFEST}")
+    return manifest
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A verified checkpoint of this run's config and data."""
+
+    folder: Path
+    manifest: dict
+
+    def describe(self) -> dict:
+        """Where the run resumed: for ``summary.json``."""
+        keys = ("phase", "samples_seen", "step", "written_at")
+        return {"from_phase": self.manifest["phase"], **{k: self.manifest[k] for k in keys[1:]}}
+
+    def restore(self, trainer) -> None:
+        """Restores plugins, variables and trainer state; the trainer goes on at the next phase.
+
+        Called after the plugins' ``setup`` (``Trainer.resume``).
+
+        Raises:
+            CheckpointMismatchError: if the checkpoint's variables do not fit this run's
+                (a checkpoint written by another version of the code).
+        """
+        with (self.folder / STATE).open("rb") as f:
+            state = pickle.load(f)  # noqa: S301 (verified digest; written by this package)
+        trainer.strategy.restore(trainer.ctx, state["strategy"])
+        variables = trainer.engine.state_variables()
+        names = self.manifest["variables"]
+        with np.load(self.folder / VARIABLES) as saved:
+            values = {name: saved[f"v{i}"] for i, name in enumerate(names)}
+        shapes = {n: tuple(v.shape) for n, v in values.items()}
+        if shapes != {n: tuple(v.shape) for n, v in variables.items()}:
+            missing = sorted(set(variables) ^ set(values)) or sorted(
+                n for n in variables if tuple(variables[n].shape) != shapes[n]
+            )
+            raise CheckpointMismatchError(
+                f"Checkpoint {self.folder} does not fit this run: variables {missing[:6]} differ "
+                "(written by another version of forgetbench?). Remove that folder to run from "
+                "the start, or set checkpoint.resume=false"
+            )
+        for name, variable in variables.items():
+            variable.assign(values[name])
+        trainer.restore_state(state["trainer"])
+        random.setstate(state["python_random"])
+        np.random.set_state(state["numpy_random"])
+        trainer.start_phase = int(self.manifest["phase"]) + 1
+
+
+def find_checkpoint(out_dir: Path, identity: dict) -> Checkpoint | None:
+    """The run folder's checkpoint of this run, ``None`` if there is none (or only a damaged one).
+
+    ``checkpoint.previous`` is used when ``checkpoint`` is missing or damaged (a write killed
+    between its two renames).
+
+    Raises:
+        CheckpointMismatchError: it belongs to another config (naming the differing keys).
+        CheckpointDataError: it was made on other data (naming the changed shard files).
+    """
+    remove_stale(stale_temporaries(out_dir, f".{CHECKPOINT}.*"))
+    for folder in (out_dir / CHECKPOINT, out_dir / PREVIOUS):
+        if not folder.is_dir():
+            continue
+        try:
+            manifest = _read_manifest(folder)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("Checkpoint %s is damaged (%s): ignored.", folder, exc)
+            continue
+        if manifest.get("config_digest") != identity["config_digest"]:
+            changes = "; ".join(config_differences(manifest.get("config") or {}, identity["config"]))
+            raise CheckpointMismatchError(
+                f"Run folder {out_dir} holds a checkpoint of another config (run "
+                f"{manifest.get('run_id')}). Expected this config's ({identity['config_digest']}). "
+                f"Differences (checkpoint -> now): {changes}. Remove {folder} to run this config "
+                "from the start, or choose another hydra.run.dir / hydra.sweep.dir"
+            )
+        stored, now = manifest.get("data") or {}, identity["data"]
+        if stored.get("fingerprint") != now.get("fingerprint"):
+            files = "; ".join(changed(stored, now)) or "shard count or classes"
+            raise CheckpointDataError(
+                f"Run folder {out_dir} holds a checkpoint made on other data (fingerprint "
+                f"{stored.get('fingerprint')}, now {now.get('fingerprint')}; changed: {files}). "
+                f"Remove {folder} to run from the start on the data as it is now"
+            )
+        return Checkpoint(folder, manifest)
+    return None
+
+
+class RunCheckpoints:
+    """A run's checkpoints: resume from one, write one at phase ends, drop it when done.
+
+    Args:
+        cfg: The run's config (``checkpoint.*``).
+        out_dir: The run folder.
+        resolved: The resolved config.
+        data: The data's fingerprint (``forgetbench.data.fingerprint``).
+        run_id: The run's id.
+    """
+
+    def __init__(self, cfg: DictConfig, out_dir: Path, resolved: dict, data: dict, run_id: str):
+        self.settings = CheckpointSettings.from_config(cfg)
+        self.out_dir = Path(out_dir)
+        self.identity = {
+            "run_id": run_id,
+            "config_digest": config_digest(resolved),
+            "config": comparable_config(resolved),
+            "data": data,
+        }
+        self.resumed: dict | None = None
+        self.trainer = None
+
+    def attach(self, trainer) -> None:
+        """Resumes ``trainer`` from this run's checkpoint, if any; checkpoints its phase ends.
+
+        Raises:
+            CheckpointMismatchError: see :func:`find_checkpoint`.
+            CheckpointDataError: see :func:`find_checkpoint`.
+        """
+        self.trainer = trainer
+        found = find_checkpoint(self.out_dir, self.identity) if self.settings.resume else None
+        if found is not None:
+            if found.manifest["phases"] != len(trainer.phases):
+                raise CheckpointMismatchError(
+                    f"Checkpoint {found.folder} is of a run of {found.manifest['phases']} "
+                    f"phases; this one has {len(trainer.phases)}. Remove that folder"
+                )
+            self.resumed = found.describe()
+            trainer.resume = found.restore
+            log.info("Resuming %s after phase %s.", self.out_dir, found.manifest["phase"])
+        if self.settings.every:
+            trainer.phase_end_hooks.append(self._after_phase)
+
+    def _after_phase(self, phase) -> None:
+        last = phase.index == len(self.trainer.phases) - 1
+        if not last and (phase.index + 1) % self.settings.every == 0:
+            write_checkpoint(self.out_dir, self.trainer, phase.index, self.identity)
+
+    def finish(self) -> None:
+        """Drops the checkpoint of a finished run unless ``checkpoint.keep_after_finish``."""
+        if not self.settings.keep_after_finish:
+            for name in (CHECKPOINT, PREVIOUS):
+                shutil.rmtree(self.out_dir / name, ignore_errors=True)
