@@ -7,7 +7,7 @@ LINT_PATHS := $(wildcard src tests bench experiments)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install demo test test-slow lint format clean
+.PHONY: install demo test test-slow test-mlflow lint format clean
 .PHONY: bench bench-peers
 
 install: $(STAMP)
@@ -51,6 +51,11 @@ bench-peers: install
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
+
+# The MLflow logger's tests: installs the optional extra first (not part of `make install`).
+test-mlflow: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,mlflow]"
+	$(BIN)/python -m pytest -q -m mlflow
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -30,9 +30,13 @@ class Tracker:
         self._records = self._log_rows = 0
 
     def attach(self, trainer) -> None:
-        """Logs the trainer's new records at every phase end (after a resume: the new ones)."""
+        """Logs the trainer's new records at every phase end (after a resume: the new ones).
+
+        Called after the checkpoints are attached; logs before a phase's checkpoint is written,
+        so a run stopped right after a checkpoint has sent everything up to it.
+        """
         self.trainer = trainer
-        trainer.phase_end_hooks.append(self._phase_end)
+        trainer.phase_end_hooks.insert(0, self._phase_end)
         resume = trainer.resume
         if resume is not None:
 
