@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import keras
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,7 +14,9 @@ from forgetbench.checkpoint import CHECKPOINT, CheckpointMismatchError
 from forgetbench.run import run
 from forgetbench.train.trainer import Trainer
 
-STRATEGIES = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "strategy").glob("*.yaml"))
+STRATEGIES = sorted(
+    p.stem for p in (Path(__file__).parents[1] / "conf" / "strategy").glob("*.yaml")
+)
 NOT_COMPARED = ("timing", "peak_memory_mb", "peak_rss_mb", "resumed")  # wall clock, memory
 FAST = ["output.run_figure=false"]
 SMALL = {  # memories and their training scaled down to the tiny data
@@ -65,7 +66,9 @@ def assert_same_results(done: Path, reference: Path) -> None:
     assert comparable(a) == comparable(b)
     for name in ("matrix.parquet", "train_log.parquet"):
         if (reference / name).exists():
-            pd.testing.assert_frame_equal(pd.read_parquet(done / name), pd.read_parquet(reference / name))
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(done / name), pd.read_parquet(reference / name)
+            )
     if (reference / "model.keras").exists():
         mine = keras.saving.load_model(done / "model.keras").get_weights()
         theirs = keras.saving.load_model(reference / "model.keras").get_weights()

@@ -17,7 +17,10 @@ SWEEP = ["strategy=sequential,replay", "output.run_figure=false"]
 
 
 def sweep(tmp_path: Path, folder: str, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
     cmd = [
         str(BIN / "forgetbench"),
         "-m",

@@ -185,7 +185,7 @@ class Checkpoint:
                 (a checkpoint written by another version of the code).
         """
         with (self.folder / STATE).open("rb") as f:
-            state = pickle.load(f)  # noqa: S301 (verified digest; written by this package)
+            state = pickle.load(f)  # verified digest; written by this package
         trainer.strategy.restore(trainer.ctx, state["strategy"])
         variables = trainer.engine.state_variables()
         names = self.manifest["variables"]
@@ -229,7 +229,9 @@ def find_checkpoint(out_dir: Path, identity: dict) -> Checkpoint | None:
             log.warning("Checkpoint %s is damaged (%s): ignored.", folder, exc)
             continue
         if manifest.get("config_digest") != identity["config_digest"]:
-            changes = "; ".join(config_differences(manifest.get("config") or {}, identity["config"]))
+            changes = "; ".join(
+                config_differences(manifest.get("config") or {}, identity["config"])
+            )
             raise CheckpointMismatchError(
                 f"Run folder {out_dir} holds a checkpoint of another config (run "
                 f"{manifest.get('run_id')}). Expected this config's ({identity['config_digest']}). "

@@ -42,10 +42,10 @@ from forgetbench.run_folder import (
 )
 from forgetbench.signals import terminate_raises
 from forgetbench.strategies.base import sequential_boundaries
+from forgetbench.tracking import make_tracker
 from forgetbench.train.engine import Engine
 from forgetbench.train.engines import cached_engine, engine_for
 from forgetbench.train.models import INITS
-from forgetbench.tracking import make_tracker
 from forgetbench.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -286,7 +286,9 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "remainder": policy.name,
                 "seed": int(cfg.seed),
             }
-            checkpoints = RunCheckpoints(cfg, out_dir, resolved, fingerprint(dataset), identity["run_id"])
+            checkpoints = RunCheckpoints(
+                cfg, out_dir, resolved, fingerprint(dataset), identity["run_id"]
+            )
             checkpoints.attach(trainer)  # resumes from this run's checkpoint, if any
             tracker = make_tracker(cfg, out_dir, identity)
             tracker.attach(trainer)

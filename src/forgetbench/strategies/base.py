@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from forgetbench.context import PluginContext
-from forgetbench.plain_state import plain_state, restore_plain_state
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.feed import Feed
+from forgetbench.plain_state import plain_state, restore_plain_state
 from forgetbench.remainder import RemainderPolicy
 
 

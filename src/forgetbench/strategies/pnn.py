@@ -120,7 +120,7 @@ class PNN(Plugin):
         ctx.set_saved_network(self.everything)
 
     def state(self) -> dict:
-        """The phases that started a column and the shard routing (the weights are the network's)."""
+        """The phases that added a column, and the shard routing (weights: the network's)."""
         return {
             "column_phases": list(self.column_phases),
             "column_of_shard": dict(self.column_of_shard),

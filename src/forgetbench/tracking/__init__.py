@@ -24,7 +24,9 @@ def make_tracker(cfg: DictConfig, out_dir: Path, identity: dict) -> Tracker:
     Raises:
         ConfigError: for an unknown ``logger.name``.
     """
-    options = OmegaConf.to_container(OmegaConf.select(cfg, "logger", default=None) or {}, resolve=True)
+    options = OmegaConf.to_container(
+        OmegaConf.select(cfg, "logger", default=None) or {}, resolve=True
+    )
     name = options.pop("name", "none")
     if name == "tensorboard":
         from forgetbench.tracking.tensorboard import TensorBoardTracker

@@ -51,7 +51,7 @@ class Tracker:
             return
         try:
             fn(*args)
-        except Exception as exc:  # noqa: BLE001 (a tracker never fails the run)
+        except Exception as exc:  # a tracker never fails the run
             self.failed = f"{type(exc).__name__}: {exc}"
             log.warning(
                 "logger=%s failed while %s (%s); the run goes on without it.",

@@ -83,9 +83,7 @@ class MlflowTracker(Tracker):
 
         client = MlflowClient(tracking_uri=self.tracking_uri)
         found = client.get_experiment_by_name(self.experiment)
-        experiment_id = (
-            found.experiment_id if found else client.create_experiment(self.experiment)
-        )
+        experiment_id = found.experiment_id if found else client.create_experiment(self.experiment)
         tags = {k: str(v) for k, v in self.identity.items()}
         run = client.create_run(experiment_id, run_name=self.identity["run_id"], tags=tags)
         self.run_id = run.info.run_id
@@ -108,17 +106,29 @@ class MlflowTracker(Tracker):
                     client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
                 else:
                     client.log_artifact(self.run_id, str(path))
-        client.set_terminated(self.run_id, "FINISHED" if summary["status"] == "completed" else "FAILED")
+        client.set_terminated(
+            self.run_id, "FINISHED" if summary["status"] == "completed" else "FAILED"
+        )
 
     def _metrics(self, summary: dict) -> list[tuple[str, float, int]]:
         curves = pd.read_parquet(self.out_dir / CURVES)
         out = []
         for row in curves.itertuples(index=False):
             for key in ("accuracy", "loss"):
-                out.append((f"eval/{key}/{row.eval_shard}", float(getattr(row, key)), int(row.samples_seen)))
+                out.append(
+                    (
+                        f"eval/{key}/{row.eval_shard}",
+                        float(getattr(row, key)),
+                        int(row.samples_seen),
+                    )
+                )
         log = self.trainer.train_log if self.trainer is not None else []
         for step, row in enumerate(log):
-            out.extend((f"train/{k}", float(row[k]), step) for k in ("loss", "accuracy", "penalty") if k in row)
+            out.extend(
+                (f"train/{k}", float(row[k]), step)
+                for k in ("loss", "accuracy", "penalty")
+                if k in row
+            )
         last = int((summary.get("timing") or {}).get("samples_seen") or 0)
         for key, value in (summary.get("metrics") or {}).items():
             if value is not None:

@@ -58,9 +58,7 @@ class TensorBoardTracker(Tracker):
             end, per_epoch = self.trainer.samples_seen, phase.feed.samples_per_epoch
             for row in train_log:
                 step = end - (self.trainer.epochs - 1 - int(row["epoch"])) * per_epoch
-                scalars.extend(
-                    (f"train/{key}", row[key], step) for key in TRAIN_KEYS if key in row
-                )
+                scalars.extend((f"train/{key}", row[key], step) for key in TRAIN_KEYS if key in row)
         if scalars:
             self._write(scalars)
 

@@ -188,7 +188,9 @@ class Engine(TrainStep):
         )
         if self.exact_accumulation:
             named.update({f"accumulator/{i}": v for i, v in enumerate(self._grad_sums)})
-            named.update({"accumulator/count": self._acc_count, "accumulator/micro": self._acc_micro})
+            named.update(
+                {"accumulator/count": self._acc_count, "accumulator/micro": self._acc_micro}
+            )
         named.update({f"plugin/{name}": self._variables[name] for name in self.ctx.variable_names})
         saved = self.ctx.saved_network  # parts outside the trained network (earlier columns)
         if saved is not None:
