@@ -18,7 +18,7 @@ STRATEGIES = sorted(
     p.stem for p in (Path(__file__).parents[1] / "conf" / "strategy").glob("*.yaml")
 )
 NOT_COMPARED = ("timing", "peak_memory_mb", "peak_rss_mb", "resumed")  # wall clock, memory
-FAST = ["output.run_figure=false"]
+FAST = ["output.run_figure=false", "checkpoint.min_interval_s=0"]  # every phase end
 SMALL = {  # memories and their training scaled down to the tiny data
     "gdumb": ["strategy.plugins.gdumb.capacity=60", "strategy.plugins.gdumb.epochs=2"],
     "agem": ["strategy.plugins.agem.per_shard=20", "strategy.plugins.agem.reference_size=16"],
@@ -112,14 +112,14 @@ def test_checkpoint_of_another_config_is_refused(tiny_cfg, tmp_path, monkeypatch
     with monkeypatch.context() as patch:
         interrupt_after_checkpoint(patch, phase=0)
         with pytest.raises(KeyboardInterrupt):
-            run(tiny_cfg("output.run_figure=false"), out)
+            run(tiny_cfg(*FAST), out)
     with pytest.raises(CheckpointMismatchError, match=r"train\.batch_size: 16 -> 8"):
-        run(tiny_cfg("output.run_figure=false", "train.batch_size=8"), out)
+        run(tiny_cfg(*FAST, "train.batch_size=8"), out)
     assert (out / CHECKPOINT).is_dir()  # refused, not removed
 
 
 def test_damaged_checkpoint_is_ignored_with_a_warning(tiny_cfg, tmp_path, monkeypatch, caplog):
-    cfg = tiny_cfg("output.run_figure=false", "checkpoint.keep_after_finish=true")
+    cfg = tiny_cfg(*FAST, "checkpoint.keep_after_finish=true")
     reference = run(cfg, tmp_path / "reference")
     out = tmp_path / "run"
     with monkeypatch.context() as patch:
@@ -137,7 +137,7 @@ def test_damaged_checkpoint_is_ignored_with_a_warning(tiny_cfg, tmp_path, monkey
 
 
 def test_previous_checkpoint_is_used_when_the_swap_was_cut_short(tiny_cfg, tmp_path, monkeypatch):
-    cfg = tiny_cfg("output.run_figure=false")
+    cfg = tiny_cfg(*FAST)
     reference = tmp_path / "reference"
     run(cfg, reference)
     out = tmp_path / "run"
@@ -155,6 +155,7 @@ def test_previous_checkpoint_is_used_when_the_swap_was_cut_short(tiny_cfg, tmp_p
     ("key", "value", "expected"),
     [
         ("checkpoint.every", "-1", "an integer >= 0"),
+        ("checkpoint.min_interval_s", "-2", "a number >= 0"),
         ("checkpoint.resume", "maybe", "true or false"),
         ("logger.name", "wandb", "one of"),
     ],
@@ -166,10 +167,30 @@ def test_bad_settings_are_refused_with_the_key(tiny_cfg, tmp_path, key, value, e
         run(tiny_cfg(f"{key}={value}"), tmp_path / "run")
 
 
-def test_no_checkpoints_when_every_is_zero(tiny_cfg, tmp_path, monkeypatch):
+def test_which_phase_ends_are_checkpointed(tiny_cfg, tmp_path, monkeypatch):
     writes = []
     monkeypatch.setattr(checkpoint_module, "write_checkpoint", lambda *a: writes.append(a))
-    run(tiny_cfg("output.run_figure=false", "checkpoint.every=0"), tmp_path / "run")
+    four = "data.num_shards=4"
+    run(tiny_cfg(*FAST, four), tmp_path / "every")
+    assert [a[2] for a in writes] == [0, 1, 2]  # never after the last phase
+    writes.clear()
+    run(tiny_cfg(*FAST, four, "checkpoint.every=0"), tmp_path / "never")
     assert writes == []
-    run(tiny_cfg("output.run_figure=false", "checkpoint.every=2"), tmp_path / "run2")
-    assert [a[2] for a in writes] == [1]  # phases 0..2: the end of phase 1 (never the last)
+    run(tiny_cfg(*FAST, four, "checkpoint.every=2"), tmp_path / "second")
+    assert [a[2] for a in writes] == [1]
+    writes.clear()
+    run(tiny_cfg(four, "output.run_figure=false"), tmp_path / "default")
+    assert writes == []  # the default: at most one per 60 s, and this run takes less
+
+
+def test_interruption_line_says_where_a_rerun_resumes(tmp_path):
+    from forgetbench.cli import interrupted_line
+    from forgetbench.results.io import write_json
+
+    write_json(tmp_path / "interrupted.json", {"step": 7, "phase": 2})
+    line, status = interrupted_line(tmp_path, KeyboardInterrupt())
+    assert line.endswith("of phase 2; partial curves in " + f"{tmp_path}; re-run to redo")
+    (tmp_path / CHECKPOINT).mkdir()
+    write_json(tmp_path / CHECKPOINT / "manifest.json", {"phase": 1})
+    line, status = interrupted_line(tmp_path, KeyboardInterrupt())
+    assert line.endswith("re-run to resume after phase 1") and status == 130

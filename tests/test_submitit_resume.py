@@ -13,7 +13,7 @@ from conftest import TINY
 
 BIN = Path(sys.executable).parent
 TESTS = Path(__file__).parent
-SWEEP = ["strategy=sequential,replay", "output.run_figure=false"]
+SWEEP = ["strategy=sequential,replay", "output.run_figure=false", "checkpoint.min_interval_s=0"]
 
 
 def sweep(tmp_path: Path, folder: str, *extra: str) -> subprocess.CompletedProcess:

@@ -36,7 +36,12 @@ def read_scalars(folder) -> dict[str, list[tuple[int, float]]]:
 def test_tensorboard_scalars_are_the_curves_stepped_by_samples_seen(
     tiny_cfg, tmp_path, monkeypatch
 ):
-    cfg = tiny_cfg("logger=tensorboard", "output.run_figure=false", "train.epochs=2")
+    cfg = tiny_cfg(
+        "logger=tensorboard",
+        "output.run_figure=false",
+        "train.epochs=2",
+        "checkpoint.min_interval_s=0",
+    )
     out = tmp_path / "run"
     write = checkpoint_module.write_checkpoint
 

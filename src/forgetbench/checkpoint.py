@@ -1,7 +1,8 @@
 """Checkpoints at phase ends, and a run resumed from one with the results it would have had.
 
-At the end of every ``checkpoint.every``-th phase but the last, the run folder's
-``checkpoint/`` holds everything the rest of the run depends on:
+At the end of every ``checkpoint.every``-th phase but the last (at most one per
+``checkpoint.min_interval_s`` seconds), the run folder's ``checkpoint/`` holds everything the
+rest of the run depends on:
 
 - ``variables.npz``: the engine's variables (network, optimizer with its step count, counters,
   epoch sums, accumulators, the plugins' graph variables, the teacher);
@@ -28,6 +29,7 @@ import os
 import pickle
 import random
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,11 +69,14 @@ class CheckpointSettings:
 
     Attributes:
         every: Write a checkpoint at the end of every this many phases (0: never).
+        min_interval_s: Skip a due checkpoint until this many seconds have passed since the
+            run started or wrote its last one (many short phases: a few writes, not thousands).
         keep_after_finish: Keep the last checkpoint once the run has finished.
         resume: Resume from a checkpoint in the run folder (``False``: start over).
     """
 
     every: int = 1
+    min_interval_s: float = 60.0
     keep_after_finish: bool = False
     resume: bool = True
 
@@ -89,13 +94,19 @@ class CheckpointSettings:
                 f"Invalid config value checkpoint.every={every!r}. Expected an integer >= 0 "
                 "(0: no checkpoints)."
             )
+        interval = node.get("min_interval_s", cls.min_interval_s)
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
+            raise ConfigError(
+                f"Invalid config value checkpoint.min_interval_s={interval!r}. Expected a number "
+                ">= 0 (0: at every due phase end)."
+            )
         flags = {key: node.get(key, getattr(cls, key)) for key in ("keep_after_finish", "resume")}
         for key, value in flags.items():
             if not isinstance(value, bool):
                 raise ConfigError(
                     f"Invalid config value checkpoint.{key}={value!r}. Expected true or false."
                 )
-        return cls(every=every, **flags)
+        return cls(every=every, min_interval_s=float(interval), **flags)
 
 
 def _sha256(path: Path) -> str:
@@ -272,6 +283,7 @@ class RunCheckpoints:
         }
         self.resumed: dict | None = None
         self.trainer = None
+        self._last_write = time.monotonic()
 
     def attach(self, trainer) -> None:
         """Resumes ``trainer`` from this run's checkpoint, if any; checkpoints its phase ends.
@@ -296,8 +308,10 @@ class RunCheckpoints:
 
     def _after_phase(self, phase) -> None:
         last = phase.index == len(self.trainer.phases) - 1
-        if not last and (phase.index + 1) % self.settings.every == 0:
+        waited = time.monotonic() - self._last_write >= self.settings.min_interval_s
+        if not last and waited and (phase.index + 1) % self.settings.every == 0:
             write_checkpoint(self.out_dir, self.trainer, phase.index, self.identity)
+            self._last_write = time.monotonic()
 
     def finish(self) -> None:
         """Drops the checkpoint of a finished run unless ``checkpoint.keep_after_finish``."""
