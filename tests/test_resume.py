@@ -17,6 +17,16 @@ from forgetbench.train.trainer import Trainer
 STRATEGIES = sorted(
     p.stem for p in (Path(__file__).parents[1] / "conf" / "strategy").glob("*.yaml")
 )
+# In the fast suite; every strategy runs under `make test-slow` (PNN's per-column retracing makes
+# it the slowest, about 20 s a run here).
+FAST_AT_BOUNDARY = {"sequential", "replay", "ewc", "si", "lwf", "agem", "der", "gdumb", "joint"}
+FAST_WITHIN_PHASE = {"sequential", "replay", "lwf", "agem", "gdumb", "cross_shard"}
+
+
+def strategies(fast: set[str]) -> list:
+    return [s if s in fast else pytest.param(s, marks=pytest.mark.slow) for s in STRATEGIES]
+
+
 NOT_COMPARED = ("timing", "peak_memory_mb", "peak_rss_mb", "resumed")  # wall clock, memory
 FAST = ["output.run_figure=false", "checkpoint.min_interval_s=0"]  # every phase end
 SMALL = {  # memories and their training scaled down to the tiny data
@@ -30,10 +40,10 @@ def interrupt_after_checkpoint(monkeypatch, phase: int) -> None:
     """Interrupts the run right after the checkpoint of ``phase`` is written (a phase boundary)."""
     write = checkpoint_module.write_checkpoint
 
-    def write_then_stop(out_dir, trainer, index, identity):
-        folder = write(out_dir, trainer, index, identity)
+    def write_then_stop(out_dir, trainer, index, identity, **within):
+        folder = write(out_dir, trainer, index, identity, **within)
         if index == phase:
-            raise KeyboardInterrupt(f"test: stopped after the checkpoint of phase {index}")
+            raise KeyboardInterrupt(f"test: stopped after a checkpoint in phase {index}")
         return folder
 
     monkeypatch.setattr(checkpoint_module, "write_checkpoint", write_then_stop)
@@ -77,7 +87,7 @@ def assert_same_results(done: Path, reference: Path) -> None:
             assert x.tobytes() == y.tobytes()
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", strategies(FAST_AT_BOUNDARY))
 def test_resumed_run_equals_the_uninterrupted_one(tiny_cfg, tmp_path, monkeypatch, strategy):
     cfg = tiny_cfg(f"strategy={strategy}", *FAST, *SMALL.get(strategy, []))
     reference = tmp_path / "reference"
@@ -105,6 +115,27 @@ def test_resumed_run_equals_the_uninterrupted_one(tiny_cfg, tmp_path, monkeypatc
         assert summary["resumed"]["samples_seen"] == manifest["samples_seen"] > 0
     else:
         assert summary["resumed"] is None
+
+
+@pytest.mark.parametrize("strategy", strategies(FAST_WITHIN_PHASE))
+def test_run_resumed_within_a_phase_equals_the_uninterrupted_one(
+    tiny_cfg, tmp_path, monkeypatch, strategy
+):
+    epochs = ["train.epochs=2", "checkpoint.every=0", "checkpoint.every_epochs=1"]
+    cfg = tiny_cfg(f"strategy={strategy}", *FAST, *epochs, *SMALL.get(strategy, []))
+    reference = tmp_path / "reference"
+    run(cfg, reference)
+    out = tmp_path / "interrupted"
+    phase = 1 if strategy not in ("cross_shard", "joint") else 0
+    with monkeypatch.context() as patch:  # stopped after the checkpoint of its first epoch
+        interrupt_after_checkpoint(patch, phase=phase)
+        with pytest.raises(KeyboardInterrupt):
+            run(cfg, out)
+    manifest = json.loads((out / CHECKPOINT / "manifest.json").read_text())
+    assert (manifest["phase"], manifest["epoch"]) == (phase, 0)
+    summary = run(cfg, out)
+    assert (summary["resumed"]["from_phase"], summary["resumed"]["from_epoch"]) == (phase, 0)
+    assert_same_results(out, reference)
 
 
 def test_checkpoint_of_another_config_is_refused(tiny_cfg, tmp_path, monkeypatch):
@@ -169,7 +200,9 @@ def test_bad_settings_are_refused_with_the_key(tiny_cfg, tmp_path, key, value, e
 
 def test_which_phase_ends_are_checkpointed(tiny_cfg, tmp_path, monkeypatch):
     writes = []
-    monkeypatch.setattr(checkpoint_module, "write_checkpoint", lambda *a: writes.append(a))
+    monkeypatch.setattr(
+        checkpoint_module, "write_checkpoint", lambda *a, **within: writes.append(a)
+    )
     four = "data.num_shards=4"
     run(tiny_cfg(*FAST, four), tmp_path / "every")
     assert [a[2] for a in writes] == [0, 1, 2]  # never after the last phase

@@ -45,8 +45,8 @@ def test_tensorboard_scalars_are_the_curves_stepped_by_samples_seen(
     out = tmp_path / "run"
     write = checkpoint_module.write_checkpoint
 
-    def write_then_stop(out_dir, trainer, index, identity):
-        write(out_dir, trainer, index, identity)
+    def write_then_stop(out_dir, trainer, index, identity, **within):
+        write(out_dir, trainer, index, identity, **within)
         raise KeyboardInterrupt("test")
 
     with monkeypatch.context() as patch:  # interrupted after phase 0: the resumed run adds the rest

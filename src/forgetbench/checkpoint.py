@@ -69,6 +69,7 @@ class CheckpointSettings:
 
     Attributes:
         every: Write a checkpoint at the end of every this many phases (0: never).
+        every_epochs: Also within a phase, at the end of every this many epochs (0: never).
         min_interval_s: Skip a due checkpoint until this many seconds have passed since the
             run started or wrote its last one (many short phases: a few writes, not thousands).
         keep_after_finish: Keep the last checkpoint once the run has finished.
@@ -76,6 +77,7 @@ class CheckpointSettings:
     """
 
     every: int = 1
+    every_epochs: int = 0
     min_interval_s: float = 60.0
     keep_after_finish: bool = False
     resume: bool = True
@@ -88,12 +90,13 @@ class CheckpointSettings:
             ConfigError: naming the key, the value and what is allowed.
         """
         node = OmegaConf.select(cfg, "checkpoint", default=None) or {}
-        every = node.get("every", cls.every)
-        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-            raise ConfigError(
-                f"Invalid config value checkpoint.every={every!r}. Expected an integer >= 0 "
-                "(0: no checkpoints)."
-            )
+        counts = {key: node.get(key, getattr(cls, key)) for key in ("every", "every_epochs")}
+        for key, value in counts.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(
+                    f"Invalid config value checkpoint.{key}={value!r}. Expected an integer >= 0 "
+                    "(0: never)."
+                )
         interval = node.get("min_interval_s", cls.min_interval_s)
         if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
             raise ConfigError(
@@ -106,7 +109,7 @@ class CheckpointSettings:
                 raise ConfigError(
                     f"Invalid config value checkpoint.{key}={value!r}. Expected true or false."
                 )
-        return cls(every=every, min_interval_s=float(interval), **flags)
+        return cls(**counts, min_interval_s=float(interval), **flags)
 
 
 def _sha256(path: Path) -> str:
@@ -117,37 +120,68 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_checkpoint(out_dir: Path, trainer, phase: int, identity: dict) -> Path:
-    """Writes the checkpoint at the end of ``phase`` atomically; returns its folder.
+def random_states() -> dict:
+    """The global Python and numpy random states."""
+    return {"python_random": random.getstate(), "numpy_random": np.random.get_state()}
+
+
+def set_random_states(states: dict) -> None:
+    """Puts back what :func:`random_states` returned."""
+    random.setstate(states["python_random"])
+    np.random.set_state(states["numpy_random"])
+
+
+def write_checkpoint(
+    out_dir: Path,
+    trainer,
+    phase: int,
+    identity: dict,
+    epoch: int | None = None,
+    phase_start: dict | None = None,
+) -> Path:
+    """Writes the checkpoint at the end of ``phase`` (or of its ``epoch``) atomically.
 
     Args:
         out_dir: The run folder.
         trainer: The run's :class:`~forgetbench.train.trainer.Trainer`.
-        phase: The index of the phase just completed.
+        phase: The index of the phase just completed (or in progress, with ``epoch``).
         identity: ``config`` (comparable resolved config), ``config_digest``, ``data``
             (fingerprint) and ``run_id`` of the run.
+        epoch: Within a phase: the epoch just completed.
+        phase_start: Within a phase: ``strategy`` (the plugins' state before the phase's
+            ``before_phase``), the ``random`` states (:func:`random_states`) and the engine's
+            ``variables`` then; a resumed run runs ``before_phase`` again from them.
+
+    Returns:
+        The checkpoint's folder.
     """
-    state = {
-        "trainer": trainer.state(),
-        "strategy": trainer.strategy.state(),
-        "python_random": random.getstate(),
-        "numpy_random": np.random.get_state(),
-    }
+    state = {"trainer": trainer.state(), **random_states()}
     variables = {name: v.numpy() for name, v in trainer.engine.state_variables().items()}
+    arrays = {f"v{i}": v for i, v in enumerate(variables.values())}
+    start_names = []
+    if epoch is None:
+        state["strategy"] = trainer.strategy.state()
+    else:
+        state["strategy"] = phase_start["strategy"]
+        state["phase_start_random"] = phase_start["random"]
+        start_names = list(phase_start["variables"])
+        arrays.update({f"s{i}": v for i, v in enumerate(phase_start["variables"].values())})
     target, previous = out_dir / CHECKPOINT, out_dir / PREVIOUS
     with temporary_folder(out_dir, f".{CHECKPOINT}.") as tmp:
-        np.savez(tmp / VARIABLES, **{f"v{i}": v for i, v in enumerate(variables.values())})
+        np.savez(tmp / VARIABLES, **arrays)
         with (tmp / STATE).open("wb") as f:
             pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
         manifest = {
             "format": FORMAT,
             **identity,
             "phase": int(phase),
+            "epoch": None if epoch is None else int(epoch),
             "phases": len(trainer.phases),
             "samples_seen": trainer.samples_seen,
             "step": int(trainer.engine.batches_seen.numpy()),
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "variables": list(variables),
+            "phase_start_variables": start_names,
             "files": {name: _sha256(tmp / name) for name in (VARIABLES, STATE)},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n")
@@ -183,8 +217,9 @@ class Checkpoint:
 
     def describe(self) -> dict:
         """Where the run resumed: for ``summary.json``."""
-        keys = ("phase", "samples_seen", "step", "written_at")
-        return {"from_phase": self.manifest["phase"], **{k: self.manifest[k] for k in keys[1:]}}
+        keys = ("samples_seen", "step", "written_at")
+        where = {"from_phase": self.manifest["phase"], "from_epoch": self.manifest.get("epoch")}
+        return {**where, **{k: self.manifest[k] for k in keys}}
 
     def restore(self, trainer) -> None:
         """Restores plugins, variables and trainer state; the trainer goes on at the next phase.
@@ -198,10 +233,24 @@ class Checkpoint:
         with (self.folder / STATE).open("rb") as f:
             state = pickle.load(f)  # verified digest; written by this package
         trainer.strategy.restore(trainer.ctx, state["strategy"])
+        trainer.restore_state(state["trainer"])
+        if self.manifest.get("epoch") is None:  # at a phase end: go on at the next phase
+            self._assign(trainer, state)
+            trainer.start_phase = int(self.manifest["phase"]) + 1
+            return
+        # Within a phase: its before_phase runs again from the state at its start (plugins,
+        # variables, random states), then the epoch end's variables and random states are put
+        # back.
+        self._assign(trainer, state["phase_start_random"], "phase_start_variables", "s")
+        trainer.start_phase = int(self.manifest["phase"])
+        trainer.start_epoch = int(self.manifest["epoch"]) + 1
+        trainer.after_before_phase = lambda: self._assign(trainer, state)
+
+    def _assign(self, trainer, random_state: dict, key: str = "variables", prefix: str = "v"):
         variables = trainer.engine.state_variables()
-        names = self.manifest["variables"]
+        names = self.manifest[key]
         with np.load(self.folder / VARIABLES) as saved:
-            values = {name: saved[f"v{i}"] for i, name in enumerate(names)}
+            values = {name: saved[f"{prefix}{i}"] for i, name in enumerate(names)}
         shapes = {n: tuple(v.shape) for n, v in values.items()}
         if shapes != {n: tuple(v.shape) for n, v in variables.items()}:
             missing = sorted(set(variables) ^ set(values)) or sorted(
@@ -214,10 +263,7 @@ class Checkpoint:
             )
         for name, variable in variables.items():
             variable.assign(values[name])
-        trainer.restore_state(state["trainer"])
-        random.setstate(state["python_random"])
-        np.random.set_state(state["numpy_random"])
-        trainer.start_phase = int(self.manifest["phase"]) + 1
+        set_random_states(random_state)
 
 
 def find_checkpoint(out_dir: Path, identity: dict) -> Checkpoint | None:
@@ -305,11 +351,38 @@ class RunCheckpoints:
             log.info("Resuming %s after phase %s.", self.out_dir, found.manifest["phase"])
         if self.settings.every:
             trainer.phase_end_hooks.append(self._after_phase)
+        if self.settings.every_epochs:
+            trainer.phase_start_hooks.append(self._phase_start)
+            trainer.epoch_end_hooks.append(self._after_epoch)
+
+    def _due(self) -> bool:
+        return time.monotonic() - self._last_write >= self.settings.min_interval_s
+
+    def _phase_start(self, phase) -> None:
+        """Keeps what the phase's ``before_phase`` starts from (for checkpoints within it)."""
+        variables = self.trainer.engine.state_variables().items()
+        start = {
+            "strategy": self.trainer.strategy.state(),
+            "random": random_states(),
+            "variables": {name: v.numpy() for name, v in variables},
+        }
+        self._start_state = pickle.loads(pickle.dumps(start))  # a copy, not views
+
+    def _after_epoch(self, phase, epoch: int) -> None:
+        if (epoch + 1) % self.settings.every_epochs == 0 and self._due():
+            write_checkpoint(
+                self.out_dir,
+                self.trainer,
+                phase.index,
+                self.identity,
+                epoch=epoch,
+                phase_start=self._start_state,
+            )
+            self._last_write = time.monotonic()
 
     def _after_phase(self, phase) -> None:
         last = phase.index == len(self.trainer.phases) - 1
-        waited = time.monotonic() - self._last_write >= self.settings.min_interval_s
-        if not last and waited and (phase.index + 1) % self.settings.every == 0:
+        if not last and self._due() and (phase.index + 1) % self.settings.every == 0:
             write_checkpoint(self.out_dir, self.trainer, phase.index, self.identity)
             self._last_write = time.monotonic()
 

@@ -19,7 +19,7 @@ from forgetbench.train.engine import Engine
 
 
 def prefetched_blocks(
-    feed: Feed, epochs: int, pool: ThreadPoolExecutor | None = None
+    feed: Feed, epochs: int, pool: ThreadPoolExecutor | None = None, first_epoch: int = 0
 ) -> Iterator[tuple[int, int, int, dict]]:
     """``(epoch, first, count, arrays)`` of every block of a phase, one gathered ahead.
 
@@ -27,14 +27,15 @@ def prefetched_blocks(
     trains on a block, a background thread of ``pool`` gathers the next one (TensorFlow releases
     the GIL while it runs). Blocks depend on ``(epoch, first, count)`` and the phase's feed
     alone, so what is gathered ahead is what would be gathered later. Without ``pool``, one is
-    made for the phase.
+    made for the phase. ``first_epoch``: the epochs before it are left out (a resumed phase).
     """
-    order = [(e, first, count) for e in range(epochs) for first, count in feed.blocks(e)]
+    epochs_left = range(first_epoch, epochs)
+    order = [(e, first, count) for e in epochs_left for first, count in feed.blocks(e)]
     if not order:
         return
     if pool is None and len(order) > 1:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgetbench-gather") as own:
-            yield from prefetched_blocks(feed, epochs, own)
+            yield from prefetched_blocks(feed, epochs, own, first_epoch)
         return
     arrays = feed.block(*order[0])
     for i, (epoch, first, count) in enumerate(order):
@@ -76,6 +77,12 @@ class Trainer:
         phase_end_hooks: Called in order with each phase once it is complete (its plugin hooks
             and evaluations done): checkpoints, experiment trackers.
         start_phase: The first phase to train (after a resume; 0 otherwise).
+        start_epoch: The first epoch of ``start_phase`` to train (a resume within a phase).
+        phase_start_hooks: Called in order with each phase before its plugins' ``before_phase``.
+        epoch_end_hooks: Called in order with ``(phase, epoch)`` at every epoch end but a
+            phase's last (mid-phase checkpoints).
+        after_before_phase: Called once after the next ``before_phase`` (a resume within a
+            phase puts its variables back then), then cleared.
     """
 
     engine: Engine
@@ -96,6 +103,10 @@ class Trainer:
     resume: Callable[[Trainer], None] | None = None
     phase_end_hooks: list[Callable[[Phase], None]] = field(default_factory=list)
     start_phase: int = 0
+    start_epoch: int = 0
+    phase_start_hooks: list[Callable[[Phase], None]] = field(default_factory=list)
+    epoch_end_hooks: list[Callable[[Phase, int], None]] = field(default_factory=list)
+    after_before_phase: Callable[[], None] | None = None
     _phase: Phase | None = None
     _epoch: int = 0
     _next_boundary: int = 0
@@ -204,7 +215,8 @@ class Trainer:
         """Trains every epoch of ``phase``; returns ``False`` if training diverged."""
         feed, engine = phase.feed, self.engine
         epoch, seen, progress = -1, self.samples_seen, None
-        blocks = prefetched_blocks(feed, self.epochs, self._pool)
+        first_epoch, self.start_epoch = self.start_epoch, 0
+        blocks = prefetched_blocks(feed, self.epochs, self._pool, first_epoch)
         for block_epoch, first, count, arrays in blocks:
             if block_epoch != epoch:
                 epoch = self._epoch = block_epoch
@@ -235,6 +247,9 @@ class Trainer:
             if epoch_ends and not self._end_epoch(phase, epoch, seen):
                 blocks.close()
                 return False
+            if epoch_ends and epoch < self.epochs - 1:
+                for hook in self.epoch_end_hooks:
+                    hook(phase, epoch)
         return True
 
     def _end_epoch(self, phase: Phase, epoch: int, seen: int) -> bool:
@@ -268,7 +283,7 @@ class Trainer:
         self.strategy.setup(self.ctx)
         if self.resume is not None:
             self.resume(self)
-        if self.start_phase == 0:
+        if not self.records:  # not resumed
             self.evaluate()  # before the clock: its time (tracing included) is not training's
         for callback in self.ctx.callbacks:
             callback.set_model(self.engine.net)
@@ -290,7 +305,12 @@ class Trainer:
             self._phase = self.ctx.phase = phase
             if self.reset_optimizer and phase.index > 0:
                 self.engine.reset_optimizer_state()
+            for hook in self.phase_start_hooks:
+                hook(phase)
             self.strategy.before_phase(self.ctx, phase)
+            if self.after_before_phase is not None:
+                restore, self.after_before_phase = self.after_before_phase, None
+                restore()
             if not self._train_epochs(phase):
                 return train_seconds()
             self.strategy.after_phase(self.ctx, phase)
