@@ -29,23 +29,14 @@ import os
 import pickle
 import random
 import shutil
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
-from forgetbench.config_check import ConfigError
 from forgetbench.data.fingerprint import changed
-from forgetbench.run_folder import (
-    OtherConfigError,
-    OtherDataError,
-    comparable_config,
-    config_differences,
-    config_digest,
-)
+from forgetbench.run_folder import OtherConfigError, OtherDataError, config_differences
 from forgetbench.tempfiles import remove_stale, stale_temporaries, temporary_folder
 
 CHECKPOINT = "checkpoint"
@@ -61,55 +52,6 @@ class CheckpointMismatchError(OtherConfigError):
 
 class CheckpointDataError(OtherDataError):
     """The run folder's checkpoint was made on data that has changed since."""
-
-
-@dataclass(frozen=True)
-class CheckpointSettings:
-    """The ``checkpoint`` config group's values.
-
-    Attributes:
-        every: Write a checkpoint at the end of every this many phases (0: never).
-        every_epochs: Also within a phase, at the end of every this many epochs (0: never).
-        min_interval_s: Skip a due checkpoint until this many seconds have passed since the
-            run started or wrote its last one (many short phases: a few writes, not thousands).
-        keep_after_finish: Keep the last checkpoint once the run has finished.
-        resume: Resume from a checkpoint in the run folder (``False``: start over).
-    """
-
-    every: int = 1
-    every_epochs: int = 0
-    min_interval_s: float = 60.0
-    keep_after_finish: bool = False
-    resume: bool = True
-
-    @classmethod
-    def from_config(cls, cfg: DictConfig) -> CheckpointSettings:
-        """Reads and checks ``checkpoint.*`` (absent: the defaults).
-
-        Raises:
-            ConfigError: naming the key, the value and what is allowed.
-        """
-        node = OmegaConf.select(cfg, "checkpoint", default=None) or {}
-        counts = {key: node.get(key, getattr(cls, key)) for key in ("every", "every_epochs")}
-        for key, value in counts.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(
-                    f"Invalid config value checkpoint.{key}={value!r}. Expected an integer >= 0 "
-                    "(0: never)."
-                )
-        interval = node.get("min_interval_s", cls.min_interval_s)
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
-            raise ConfigError(
-                f"Invalid config value checkpoint.min_interval_s={interval!r}. Expected a number "
-                ">= 0 (0: at every due phase end)."
-            )
-        flags = {key: node.get(key, getattr(cls, key)) for key in ("keep_after_finish", "resume")}
-        for key, value in flags.items():
-            if not isinstance(value, bool):
-                raise ConfigError(
-                    f"Invalid config value checkpoint.{key}={value!r}. Expected true or false."
-                )
-        return cls(**counts, min_interval_s=float(interval), **flags)
 
 
 def _sha256(path: Path) -> str:
@@ -305,89 +247,3 @@ def find_checkpoint(out_dir: Path, identity: dict) -> Checkpoint | None:
             )
         return Checkpoint(folder, manifest)
     return None
-
-
-class RunCheckpoints:
-    """A run's checkpoints: resume from one, write one at phase ends, drop it when done.
-
-    Args:
-        cfg: The run's config (``checkpoint.*``).
-        out_dir: The run folder.
-        resolved: The resolved config.
-        data: The data's fingerprint (``forgetbench.data.fingerprint``).
-        run_id: The run's id.
-    """
-
-    def __init__(self, cfg: DictConfig, out_dir: Path, resolved: dict, data: dict, run_id: str):
-        self.settings = CheckpointSettings.from_config(cfg)
-        self.out_dir = Path(out_dir)
-        self.identity = {
-            "run_id": run_id,
-            "config_digest": config_digest(resolved),
-            "config": comparable_config(resolved),
-            "data": data,
-        }
-        self.resumed: dict | None = None
-        self.trainer = None
-        self._last_write = time.monotonic()
-
-    def attach(self, trainer) -> None:
-        """Resumes ``trainer`` from this run's checkpoint, if any; checkpoints its phase ends.
-
-        Raises:
-            CheckpointMismatchError: see :func:`find_checkpoint`.
-            CheckpointDataError: see :func:`find_checkpoint`.
-        """
-        self.trainer = trainer
-        found = find_checkpoint(self.out_dir, self.identity) if self.settings.resume else None
-        if found is not None:
-            if found.manifest["phases"] != len(trainer.phases):
-                raise CheckpointMismatchError(
-                    f"Checkpoint {found.folder} is of a run of {found.manifest['phases']} "
-                    f"phases; this one has {len(trainer.phases)}. Remove that folder"
-                )
-            self.resumed = found.describe()
-            trainer.resume = found.restore
-            log.info("Resuming %s after phase %s.", self.out_dir, found.manifest["phase"])
-        if self.settings.every:
-            trainer.phase_end_hooks.append(self._after_phase)
-        if self.settings.every_epochs:
-            trainer.phase_start_hooks.append(self._phase_start)
-            trainer.epoch_end_hooks.append(self._after_epoch)
-
-    def _due(self) -> bool:
-        return time.monotonic() - self._last_write >= self.settings.min_interval_s
-
-    def _phase_start(self, phase) -> None:
-        """Keeps what the phase's ``before_phase`` starts from (for checkpoints within it)."""
-        variables = self.trainer.engine.state_variables().items()
-        start = {
-            "strategy": self.trainer.strategy.state(),
-            "random": random_states(),
-            "variables": {name: v.numpy() for name, v in variables},
-        }
-        self._start_state = pickle.loads(pickle.dumps(start))  # a copy, not views
-
-    def _after_epoch(self, phase, epoch: int) -> None:
-        if (epoch + 1) % self.settings.every_epochs == 0 and self._due():
-            write_checkpoint(
-                self.out_dir,
-                self.trainer,
-                phase.index,
-                self.identity,
-                epoch=epoch,
-                phase_start=self._start_state,
-            )
-            self._last_write = time.monotonic()
-
-    def _after_phase(self, phase) -> None:
-        last = phase.index == len(self.trainer.phases) - 1
-        if not last and self._due() and (phase.index + 1) % self.settings.every == 0:
-            write_checkpoint(self.out_dir, self.trainer, phase.index, self.identity)
-            self._last_write = time.monotonic()
-
-    def finish(self) -> None:
-        """Drops the checkpoint of a finished run unless ``checkpoint.keep_after_finish``."""
-        if not self.settings.keep_after_finish:
-            for name in (CHECKPOINT, PREVIOUS):
-                shutil.rmtree(self.out_dir / name, ignore_errors=True)

@@ -16,7 +16,6 @@ import tensorflow as tf
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from forgetbench.checkpoint import RunCheckpoints
 from forgetbench.config_check import ConfigError, prepare
 from forgetbench.data.fingerprint import fingerprint
 from forgetbench.eval.evaluator import Evaluator, task_classes
@@ -33,6 +32,7 @@ from forgetbench.results.io import (
     write_with,
 )
 from forgetbench.results.run_files import split_summary, write_tables
+from forgetbench.run_checkpoints import RunCheckpoints
 from forgetbench.run_folder import (
     check_same_data,
     clear_temporaries,
