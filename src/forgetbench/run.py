@@ -357,7 +357,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             if trainer.reset_optimizer
             else "kept across phases",
             "strategy_info": strategy.summary(),
-            "resumed": checkpoints.resumed,  # null, or the phase and samples it resumed after
+            "resumed": checkpoints.resumed,  # null, or the phase (epoch) it resumed after
             "train_log": trainer.train_log,
             "versions": {
                 "python": platform.python_version(),
