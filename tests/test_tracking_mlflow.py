@@ -47,7 +47,8 @@ def check_run(uri: str, out: Path, summary: dict, tmp_path: Path) -> None:
     assert Path(local).read_text() == (out / "summary.json").read_text()
 
 
-def test_mlflow_run_in_a_sqlite_store_reads_back(tiny_cfg, tmp_path):
+def test_mlflow_run_in_a_sqlite_store_reads_back(tiny_cfg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root: ./mlruns
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = tiny_cfg(
         "strategy=replay",
@@ -58,6 +59,7 @@ def test_mlflow_run_in_a_sqlite_store_reads_back(tiny_cfg, tmp_path):
     )
     summary = run(cfg, tmp_path / "run")
     check_run(uri, tmp_path / "run", summary, tmp_path / "download")
+    assert (tmp_path / "mlruns").is_dir()
 
 
 def test_mlflow_run_through_a_local_server_reads_back(tiny_cfg, tmp_path):
