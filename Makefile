@@ -8,7 +8,7 @@ LINT_PATHS := $(wildcard src tests bench experiments)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install demo test test-slow lint format clean docs docs-serve
+.PHONY: install demo test test-slow test-mlflow lint format clean docs docs-serve
 .PHONY: bench bench-peers
 
 install: $(STAMP)
@@ -65,6 +65,11 @@ docs: $(DOCS_STAMP)
 
 docs-serve: $(DOCS_STAMP)
 	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# The MLflow logger's tests: installs the optional extra first (not part of `make install`).
+test-mlflow: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,mlflow]"
+	$(BIN)/python -m pytest -q -m mlflow
 
 lint: install
 	$(BIN)/ruff check $(LINT_PATHS)

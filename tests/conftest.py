@@ -216,3 +216,41 @@ def fake_sweep(tmp_path):
     diverged.write_text(json.dumps(data))
     (sweep / "unfinished" / ".hydra").mkdir(parents=True)
     return sweep
+
+
+class PreemptAfterFirstCheckpoint:
+    """A Hydra callback: the job of ``strategy`` gets SIGUSR2 right after its first checkpoint.
+
+    SIGUSR2 is what SLURM sends (``--signal=USR2@DELAY``) before a time limit or preemption, and
+    what Submitit's local executor sends too; Submitit's handler then requeues the job. The
+    ``marker`` file makes it happen once: the requeued job runs to its end.
+    """
+
+    def __init__(self, marker: str, strategy: str) -> None:
+        self.marker, self.strategy = marker, strategy
+
+    def on_job_start(self, config, **kwargs) -> None:
+        import os
+        import signal
+        from pathlib import Path
+
+        import forgetbench.checkpoint as checkpoint
+
+        job = f"strategy={self.strategy}"
+        if Path(self.marker).exists() or job not in list(config.hydra.overrides.task):
+            return
+        write = checkpoint.write_checkpoint
+
+        def write_then_signal(*args, **kw):
+            folder = write(*args, **kw)
+            if not Path(self.marker).exists():
+                Path(self.marker).write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGUSR2)
+            return folder
+
+        checkpoint.write_checkpoint = write_then_signal
+
+    def __getattr__(self, name):  # Hydra calls every hook: the others do nothing
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)

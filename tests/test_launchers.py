@@ -47,6 +47,23 @@ def test_slurm_preset_composes():
     assert raw["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"
 
 
+def test_slurm_preset_asks_for_the_requeue_signal_and_requeues(tmp_path):
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher.max_num_timeout > 0  # a job at its time limit is requeued, not dropped
+    script = _make_sbatch_string(
+        command="python -m x",
+        folder=str(tmp_path),
+        signal_delay_s=launcher.signal_delay_s,
+        additional_parameters=OmegaConf.to_container(launcher.additional_parameters),
+    )
+    assert "#SBATCH --signal=USR2@120" in script.splitlines()
+    assert "#SBATCH --requeue" in script.splitlines()
+
+
 def test_sweep_name_and_job_count():
     overrides = ["strategy=a,b", "seed=0,1,2", "train.verbose=0", "paths.data_cache=/x/y"]
     assert sweep_name(overrides) == "seed=0,1,2__strategy=a,b"

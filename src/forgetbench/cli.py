@@ -56,6 +56,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def interrupted_line(out_dir: Path, exc: BaseException, since: float = 0.0) -> tuple[str, int]:
     """``interrupted at step S of phase P; partial curves in FOLDER; re-run to redo``, status.
 
+    With a checkpoint in the folder, the line ends ``re-run to resume after phase K``.
+
     Args:
         out_dir: The run folder.
         exc: The interruption (``KeyboardInterrupt``: SIGINT; ``RunInterrupted``: SIGTERM).
@@ -66,11 +68,17 @@ def interrupted_line(out_dir: Path, exc: BaseException, since: float = 0.0) -> t
     signum = getattr(exc, "signum", None) or (
         signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM
     )
+    from forgetbench.checkpoint import CHECKPOINT, MANIFEST
+
     marker = out_dir / INTERRUPTED
     if marker.exists() and marker.stat().st_mtime >= since:
         info = read_json(marker)
         where = f"step {info.get('step')} of phase {info.get('phase')}"
-        line = f"interrupted at {where}; partial curves in {out_dir}; re-run to redo"
+        again = "re-run to redo"
+        checkpoint = out_dir / CHECKPOINT / MANIFEST
+        if checkpoint.exists():
+            again = f"re-run to resume after phase {read_json(checkpoint).get('phase')}"
+        line = f"interrupted at {where}; partial curves in {out_dir}; {again}"
     else:
         line = f"interrupted before training; nothing written in {out_dir}; re-run to redo"
     return f"[forgetbench] {signal.Signals(signum).name}: {line}", 128 + int(signum)

@@ -131,6 +131,8 @@ class PluginContext:
         self._plugin_configs = dict(plugin_configs or {})
         self._owner: str | None = None
         self._owners: list[tuple[str, str | None]] = []
+        self.variable_names: list[str] = []  # handed out by ``variable`` (checkpointed)
+        self.uses_teacher = False  # a plugin asked for the teacher (checkpointed then)
 
     def attach(
         self,
@@ -168,6 +170,8 @@ class PluginContext:
 
         The same object is handed, reset to ``initial``, to every run that reuses the step.
         """
+        if name not in self.variable_names:
+            self.variable_names.append(name)
         return self._engine.variable(name, np.asarray(initial))
 
     def rng(self, *keys: int) -> np.random.Generator:
@@ -258,10 +262,12 @@ class PluginContext:
 
     def teacher(self):
         """The frozen teacher network (created on first use, a copy of ``net``'s weights)."""
+        self.uses_teacher = True
         return self._engine.teacher()
 
     def freeze_teacher(self) -> None:
         """Copies the network's current weights into the teacher (no retrace)."""
+        self.uses_teacher = True
         self._engine.freeze_teacher()
 
     def replace_network(self, net) -> None:

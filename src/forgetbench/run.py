@@ -32,6 +32,7 @@ from forgetbench.results.io import (
     write_with,
 )
 from forgetbench.results.run_files import split_summary, write_tables
+from forgetbench.run_checkpoints import RunCheckpoints
 from forgetbench.run_folder import (
     check_same_data,
     clear_temporaries,
@@ -41,6 +42,7 @@ from forgetbench.run_folder import (
 )
 from forgetbench.signals import terminate_raises
 from forgetbench.strategies.base import sequential_boundaries
+from forgetbench.tracking import make_tracker
 from forgetbench.train.engine import Engine
 from forgetbench.train.engines import cached_engine, engine_for
 from forgetbench.train.models import INITS
@@ -284,6 +286,12 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "remainder": policy.name,
                 "seed": int(cfg.seed),
             }
+            checkpoints = RunCheckpoints(
+                cfg, out_dir, resolved, fingerprint(dataset), identity["run_id"]
+            )
+            checkpoints.attach(trainer)  # resumes from this run's checkpoint, if any
+            tracker = make_tracker(cfg, out_dir, identity)
+            tracker.attach(trainer)
             try:
                 with terminate_raises(RunInterrupted):
                     train_seconds = trainer.train()
@@ -349,6 +357,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
             if trainer.reset_optimizer
             else "kept across phases",
             "strategy_info": strategy.summary(),
+            "resumed": checkpoints.resumed,  # null, or the phase (epoch) it resumed after
             "train_log": trainer.train_log,
             "versions": {
                 "python": platform.python_version(),
@@ -361,6 +370,8 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
         summary = to_jsonable(summary)  # what is returned is what read_summary(out_dir) gives
         figure = bool(OmegaConf.select(cfg, "output.run_figure", default=True))
         write_run_folder(out_dir, curves, summary, trainer.saved_net, figure=figure)
+        checkpoints.finish()
+        tracker.finish(summary)
         return summary
 
 

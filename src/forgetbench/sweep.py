@@ -28,6 +28,8 @@ SETTINGS_ONLY = (
     "output",
     "data.cache_dir",
     "data.convert_cache",
+    "checkpoint",
+    "logger",
 )
 MAX_NAME = 120
 

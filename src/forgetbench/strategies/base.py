@@ -9,6 +9,7 @@ import numpy as np
 from forgetbench.context import PluginContext
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.feed import Feed
+from forgetbench.plain_state import plain_state, restore_plain_state
 from forgetbench.remainder import RemainderPolicy
 
 
@@ -55,6 +56,24 @@ class Plugin:
         """Plugin-specific entries for ``summary.json``."""
         return {}
 
+    def state(self) -> dict:
+        """The plugin's Python-side state, for a checkpoint (its graph variables are saved apart).
+
+        By default every attribute holding plain data: numbers, strings, numpy arrays and
+        generators, containers of them, and objects of this package made of them (memories).
+        Networks, variables and functions are left out: ``setup`` makes them again, and the
+        variables handed out by ``ctx.variable`` are checkpointed with the engine.
+        """
+        return plain_state(self)
+
+    def restore(self, ctx: PluginContext, state: dict) -> None:
+        """Puts back what :meth:`state` returned (called after ``setup``, before the next phase).
+
+        Objects of this package are updated in place, so references to them (``ctx.memories``)
+        stay valid.
+        """
+        restore_plain_state(self, state)
+
 
 class Strategy:
     """Base of all strategies: subclasses define ``phases``; plugins add behaviour through hooks.
@@ -98,6 +117,32 @@ class Strategy:
     def summary(self) -> dict:
         """Strategy-specific entries for ``summary.json``: one entry per plugin."""
         return {name: plugin.summary() for name, plugin in self.plugins.items()}
+
+    def state(self) -> dict:
+        """Every plugin's :meth:`Plugin.state`, by plugin name (for a checkpoint)."""
+        return {name: _plugin_state(plugin) for name, plugin in self.plugins.items()}
+
+    def restore(self, ctx: PluginContext, state: dict) -> None:
+        """Restores every plugin from :meth:`state` (after ``setup``).
+
+        Raises:
+            ValueError: if the plugins named in ``state`` are not this strategy's.
+        """
+        if sorted(state) != sorted(self.plugins):
+            raise ValueError(
+                f"Checkpoint holds the state of plugins {sorted(state)}; expected this "
+                f"strategy's plugins {sorted(self.plugins)}"
+            )
+        for name, plugin in self.plugins.items():
+            with ctx.owned_by(name):
+                if hasattr(plugin, "restore"):
+                    plugin.restore(ctx, state[name])
+                else:  # a plugin not derived from Plugin (tests): its plain attributes
+                    restore_plain_state(plugin, state[name])
+
+
+def _plugin_state(plugin) -> dict:
+    return plugin.state() if hasattr(plugin, "state") else plain_state(plugin)
 
 
 def sequential_boundaries(

@@ -68,6 +68,7 @@ class PNN(Plugin):
         self.output_laterals = _flag("output_laterals", output_laterals)
         self.columns: list[Column] = []
         self.column_of_shard: dict[int, int] = {}
+        self.column_phases: list[int] = []
         self.everything = None
 
     def setup(self, ctx) -> None:
@@ -75,6 +76,7 @@ class PNN(Plugin):
         layers, activation = dense_structure(ctx.net)
         self.columns = [Column(layers, activation, builtin_activation=True)]
         self.column_of_shard = {}
+        self.column_phases: list[int] = []  # the phases that added a column (after column 0)
         self._activation = activation
         widths = [int(np.prod(ctx.feature_shape))] + [layer.units for layer in layers[:-1]]
         self._source_widths = widths
@@ -92,25 +94,43 @@ class PNN(Plugin):
                 "sequential feed (strategy=pnn as given)"
             )
         if phase.index > 0:
-            for layer in (layer for c in self.columns for layer in c.all_layers):
-                layer.trainable = False
-            depth = len(self.columns[0].layers)
-            into = lateral_layers(phase.index, depth, self.input_laterals, self.output_laterals)
-            rng = ctx.rng(phase.index)
-            column = new_column(
-                self.columns[0].layers,
-                self._activation,
-                len(self.columns),
-                self._source_widths,
-                into,
-                self.init,
-                rng,
-            )
-            self.columns.append(column)
-            net, self.everything = build_columns(self._shape, self.columns)
-            ctx.replace_network(net)
-            ctx.set_saved_network(self.everything)
+            self._add_column(ctx, phase.index)
         self.column_of_shard[int(phase.train_shard)] = len(self.columns) - 1
+        self._route(ctx)
+
+    def _add_column(self, ctx, index: int) -> None:
+        """Freezes the columns so far and trains a new one (seeded by the phase ``index``)."""
+        for layer in (layer for c in self.columns for layer in c.all_layers):
+            layer.trainable = False
+        depth = len(self.columns[0].layers)
+        into = lateral_layers(index, depth, self.input_laterals, self.output_laterals)
+        column = new_column(
+            self.columns[0].layers,
+            self._activation,
+            len(self.columns),
+            self._source_widths,
+            into,
+            self.init,
+            ctx.rng(index),
+        )
+        self.columns.append(column)
+        self.column_phases.append(int(index))
+        net, self.everything = build_columns(self._shape, self.columns)
+        ctx.replace_network(net)
+        ctx.set_saved_network(self.everything)
+
+    def state(self) -> dict:
+        """The phases that added a column, and the shard routing (weights: the network's)."""
+        return {
+            "column_phases": list(self.column_phases),
+            "column_of_shard": dict(self.column_of_shard),
+        }
+
+    def restore(self, ctx, state: dict) -> None:
+        """Builds the columns again as the checkpointed run had them; its weights come after."""
+        for index in state["column_phases"]:
+            self._add_column(ctx, int(index))
+        self.column_of_shard = {int(s): int(c) for s, c in state["column_of_shard"].items()}
         self._route(ctx)
 
     def _route(self, ctx) -> None:

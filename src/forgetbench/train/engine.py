@@ -169,6 +169,38 @@ class Engine(TrainStep):
             v.assign(initial.astype(np.float32, copy=False))
         return v
 
+    def state_variables(self) -> dict[str, tf.Variable]:
+        """Every variable the rest of a run depends on, by a stable name (for checkpoints).
+
+        The network's and the optimizer's (its step count included), the counters, the epoch
+        sums, the accumulators, the variables handed to this run's plugins, those of the saved
+        network outside the trained one, and the teacher's.
+        """
+        named = {f"net/{i}": v for i, v in enumerate(self.net.variables)}
+        named.update({f"optimizer/{i}": v for i, v in enumerate(self.optimizer.variables)})
+        named.update(
+            {
+                "counters/samples_seen": self.samples_seen,
+                "counters/batches_seen": self.batches_seen,
+                "counters/epoch_sums": self._sums,
+                "counters/last_finite_loss": self._last_finite_loss,
+            }
+        )
+        if self.exact_accumulation:
+            named.update({f"accumulator/{i}": v for i, v in enumerate(self._grad_sums)})
+            named.update(
+                {"accumulator/count": self._acc_count, "accumulator/micro": self._acc_micro}
+            )
+        named.update({f"plugin/{name}": self._variables[name] for name in self.ctx.variable_names})
+        saved = self.ctx.saved_network  # parts outside the trained network (earlier columns)
+        if saved is not None:
+            trained = {id(v) for v in self.net.variables}
+            extra = [v for v in saved.variables if id(v) not in trained]
+            named.update({f"saved/{i}": v for i, v in enumerate(extra)})
+        if self._teacher is not None and self.ctx.uses_teacher:
+            named.update({f"teacher/{i}": v for i, v in enumerate(self._teacher.variables)})
+        return named
+
     def teacher(self) -> keras.Model:
         """The frozen teacher (made on first use as a copy of the network)."""
         if self._teacher is None:

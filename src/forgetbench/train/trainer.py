@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -19,7 +19,7 @@ from forgetbench.train.engine import Engine
 
 
 def prefetched_blocks(
-    feed: Feed, epochs: int, pool: ThreadPoolExecutor | None = None
+    feed: Feed, epochs: int, pool: ThreadPoolExecutor | None = None, first_epoch: int = 0
 ) -> Iterator[tuple[int, int, int, dict]]:
     """``(epoch, first, count, arrays)`` of every block of a phase, one gathered ahead.
 
@@ -27,14 +27,15 @@ def prefetched_blocks(
     trains on a block, a background thread of ``pool`` gathers the next one (TensorFlow releases
     the GIL while it runs). Blocks depend on ``(epoch, first, count)`` and the phase's feed
     alone, so what is gathered ahead is what would be gathered later. Without ``pool``, one is
-    made for the phase.
+    made for the phase. ``first_epoch``: the epochs before it are left out (a resumed phase).
     """
-    order = [(e, first, count) for e in range(epochs) for first, count in feed.blocks(e)]
+    epochs_left = range(first_epoch, epochs)
+    order = [(e, first, count) for e in epochs_left for first, count in feed.blocks(e)]
     if not order:
         return
     if pool is None and len(order) > 1:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgetbench-gather") as own:
-            yield from prefetched_blocks(feed, epochs, own)
+            yield from prefetched_blocks(feed, epochs, own, first_epoch)
         return
     arrays = feed.block(*order[0])
     for i, (epoch, first, count) in enumerate(order):
@@ -71,6 +72,17 @@ class Trainer:
         records: The evaluation records so far.
         train_log: Training loss, accuracy and penalty of every (phase, epoch).
         diverged: Where training stopped on a non-finite loss or weights, else ``None``.
+        resume: Called once after the plugins' ``setup``; restores a checkpoint (state,
+            plugins, variables) and sets ``start_phase`` (``forgetbench.checkpoint``).
+        phase_end_hooks: Called in order with each phase once it is complete (its plugin hooks
+            and evaluations done): checkpoints, experiment trackers.
+        start_phase: The first phase to train (after a resume; 0 otherwise).
+        start_epoch: The first epoch of ``start_phase`` to train (a resume within a phase).
+        phase_start_hooks: Called in order with each phase before its plugins' ``before_phase``.
+        epoch_end_hooks: Called in order with ``(phase, epoch)`` at every epoch end but a
+            phase's last (mid-phase checkpoints).
+        after_before_phase: Called once after the next ``before_phase`` (a resume within a
+            phase puts its variables back then), then cleared.
     """
 
     engine: Engine
@@ -88,11 +100,29 @@ class Trainer:
     train_log: list[dict] = field(default_factory=list)
     eval_seconds: float = 0.0
     ctx: object = None
+    resume: Callable[[Trainer], None] | None = None
+    phase_end_hooks: list[Callable[[Phase], None]] = field(default_factory=list)
+    start_phase: int = 0
+    start_epoch: int = 0
+    phase_start_hooks: list[Callable[[Phase], None]] = field(default_factory=list)
+    epoch_end_hooks: list[Callable[[Phase, int], None]] = field(default_factory=list)
+    after_before_phase: Callable[[], None] | None = None
     _phase: Phase | None = None
     _epoch: int = 0
     _next_boundary: int = 0
     _last_eval: int = -1
     _pool: ThreadPoolExecutor | None = None
+
+    STATE = ("records", "train_log", "_epoch", "_next_boundary", "_last_eval")
+
+    def state(self) -> dict:
+        """Evaluation records, training log and evaluation schedule (for a checkpoint)."""
+        return {name: getattr(self, name) for name in self.STATE}
+
+    def restore_state(self, state: dict) -> None:
+        """Puts back what :meth:`state` returned."""
+        for name in self.STATE:
+            setattr(self, name, state[name])
 
     @property
     def net(self) -> keras.Model:
@@ -185,7 +215,8 @@ class Trainer:
         """Trains every epoch of ``phase``; returns ``False`` if training diverged."""
         feed, engine = phase.feed, self.engine
         epoch, seen, progress = -1, self.samples_seen, None
-        blocks = prefetched_blocks(feed, self.epochs, self._pool)
+        first_epoch, self.start_epoch = self.start_epoch, 0
+        blocks = prefetched_blocks(feed, self.epochs, self._pool, first_epoch)
         for block_epoch, first, count, arrays in blocks:
             if block_epoch != epoch:
                 epoch = self._epoch = block_epoch
@@ -216,6 +247,9 @@ class Trainer:
             if epoch_ends and not self._end_epoch(phase, epoch, seen):
                 blocks.close()
                 return False
+            if epoch_ends and epoch < self.epochs - 1:
+                for hook in self.epoch_end_hooks:
+                    hook(phase, epoch)
         return True
 
     def _end_epoch(self, phase: Phase, epoch: int, seen: int) -> bool:
@@ -247,7 +281,10 @@ class Trainer:
         self.ctx = self.ctx or self.engine.ctx
         self.ctx.attach(lambda: self.samples_seen, self._evaluate_now, self.phases)
         self.strategy.setup(self.ctx)
-        self.evaluate()  # before the clock: its time (tracing included) is not training's
+        if self.resume is not None:
+            self.resume(self)
+        if not self.records:  # not resumed
+            self.evaluate()  # before the clock: its time (tracing included) is not training's
         for callback in self.ctx.callbacks:
             callback.set_model(self.engine.net)
         self._callbacks("on_train_begin")
@@ -264,11 +301,16 @@ class Trainer:
                 self._pool = None
 
     def _train_phases(self, train_seconds) -> float:
-        for phase in self.phases:
+        for phase in self.phases[self.start_phase :]:
             self._phase = self.ctx.phase = phase
             if self.reset_optimizer and phase.index > 0:
                 self.engine.reset_optimizer_state()
+            for hook in self.phase_start_hooks:
+                hook(phase)
             self.strategy.before_phase(self.ctx, phase)
+            if self.after_before_phase is not None:
+                restore, self.after_before_phase = self.after_before_phase, None
+                restore()
             if not self._train_epochs(phase):
                 return train_seconds()
             self.strategy.after_phase(self.ctx, phase)
@@ -277,6 +319,8 @@ class Trainer:
                 return train_seconds()
             if self.ctx.take_trained_outside():
                 self._redo_last_evaluation()
+            for hook in self.phase_end_hooks:
+                hook(phase)
         self.evaluate()
         self._callbacks("on_train_end")
         return train_seconds()
