@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from forgetbench.data import diskspace
+from forgetbench.data.errors import DiskFullError, ShardFormatError
 from forgetbench.data.npz_dir import build_npz_dir
-from forgetbench.data.shards import DiskFullError, ShardFormatError
 from forgetbench.data.store import ShardStore
 from test_shards import write_shards
 
@@ -75,7 +75,7 @@ TMPFS_SCRIPT = """
 import sys
 from pathlib import Path
 from forgetbench.data.npz_dir import build_npz_dir
-from forgetbench.data.shards import DiskFullError
+from forgetbench.data.errors import DiskFullError
 try:
     build_npz_dir(sys.argv[2], path=sys.argv[1], convert_cache=sys.argv[3])
 except DiskFullError as exc:

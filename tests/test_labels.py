@@ -5,9 +5,9 @@ import logging
 import numpy as np
 import pytest
 
+from forgetbench.data.errors import LabelFormatError, ShardFormatError
 from forgetbench.data.labels import plan
 from forgetbench.data.npz_dir import build_npz_dir
-from forgetbench.data.shards import LabelFormatError, ShardFormatError
 from forgetbench.data.store import ShardStore
 from forgetbench.data_cli import main
 from test_shards import write_shards
@@ -34,14 +34,14 @@ def folder_with(tmp_path, make):
 )
 def test_common_label_formats_accepted_as_class_ids(tmp_path, caplog, make, mode, done):
     folder = folder_with(tmp_path, make)
-    with caplog.at_level(logging.INFO, logger="forgetbench.data.shards"):
+    with caplog.at_level(logging.INFO, logger="forgetbench.data.shard_cache"):
         store = ShardStore(folder, labels=mode)
     for k, y in enumerate(CLASS_IDS):
         assert store.labels[k].dtype == np.int64 and store.labels[k].shape == y.shape
         np.testing.assert_array_equal(store.labels[k], y)
     assert done in caplog.text and "s0.npz" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="forgetbench.data.shards"):
+    with caplog.at_level(logging.INFO, logger="forgetbench.data.shard_cache"):
         again = ShardStore(folder, labels=mode)  # from the cache: no conversion, no log line
     assert caplog.text == "" and again.shards == store.shards
 

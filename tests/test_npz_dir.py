@@ -3,9 +3,9 @@ import os
 import numpy as np
 import pytest
 
-from forgetbench.data import shards
+from forgetbench.data import shard_checks
+from forgetbench.data.errors import ShardFormatError
 from forgetbench.data.npz_dir import build_npz_dir
-from forgetbench.data.shards import ShardFormatError
 from test_shards import write_shards
 
 SIZES = (20, 31, 12)
@@ -39,7 +39,7 @@ def test_file_name_order_and_carved_heldout(tmp_path):
 
 
 def test_carve_is_seeded_cached_and_per_shard(tmp_path, monkeypatch):
-    monkeypatch.setattr(shards, "STATS_CHUNK_BYTES", 40)  # copy in chunks of a few rows
+    monkeypatch.setattr(shard_checks, "STATS_CHUNK_BYTES", 40)  # copy in chunks of a few rows
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     cache = tmp_path / "cache"
     a = build_npz_dir(cache, path=folder, seed=1)

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import compose_config
-from forgetbench.data import convert, shards
+from forgetbench.data import cache_location, convert
+from forgetbench.data.cache_location import CACHE_FOLDER, keyed_cache
+from forgetbench.data.errors import ShardCacheError
 from forgetbench.data.npz_dir import build_npz_dir
-from forgetbench.data.shards import CACHE_FOLDER, ShardCacheError, keyed_cache
 from forgetbench.data.store import ShardStore
 from forgetbench.data_cli import main
 from test_shards import write_shards
@@ -21,7 +22,7 @@ from test_shards import write_shards
 def read_only(monkeypatch):
     """Makes folders read-only (``chmod``); as root, which ignores modes, simulates it."""
     made: list[Path] = []
-    real = shards.writable
+    real = cache_location.writable
 
     def simulated(path) -> bool:
         path = Path(path).absolute()
@@ -34,7 +35,7 @@ def read_only(monkeypatch):
                 path.chmod(0o555)
         made.append(folder.absolute())
         if os.geteuid() == 0:
-            monkeypatch.setattr(shards, "writable", simulated)
+            monkeypatch.setattr(cache_location, "writable", simulated)
         return folder
 
     yield make
@@ -53,7 +54,7 @@ def user_cache(tmp_path, monkeypatch):
 
 def test_read_only_folder_converts_into_the_user_cache(tmp_path, read_only, user_cache, caplog):
     folder = read_only(write_shards(tmp_path / "d"))
-    with caplog.at_level(logging.INFO, logger="forgetbench.data.shards"):
+    with caplog.at_level(logging.INFO, logger="forgetbench.data.cache_location"):
         store = ShardStore(folder)
     assert store.cache == keyed_cache(folder, user_cache)
     assert store.cache.parent == user_cache and store.cache.name.startswith("d-")

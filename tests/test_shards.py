@@ -4,7 +4,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from forgetbench.data.shards import ShardFormatError
+from forgetbench.data.errors import ShardFormatError
 from forgetbench.data.store import ShardStore
 
 
