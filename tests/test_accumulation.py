@@ -12,7 +12,7 @@ from forgetbench.losses import per_sample_loss
 from forgetbench.remainder import RemainderPolicy
 from forgetbench.run import build_trainer
 from forgetbench.train.engine import Engine
-from forgetbench.train.models import logreg
+from forgetbench.train.networks import logreg
 
 pytestmark = pytest.mark.usefixtures("keras_session")
 

@@ -9,7 +9,7 @@ from forgetbench.remainder import RemainderPolicy
 from forgetbench.run import build_trainer
 from forgetbench.strategies.agem import AGEM, project
 from forgetbench.strategies.graph_memory import reference_draw
-from forgetbench.train.models import logreg
+from forgetbench.train.networks import logreg
 from test_extension_points import (
     CLASSES,
     DIM,

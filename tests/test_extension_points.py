@@ -16,7 +16,7 @@ from forgetbench.remainder import RemainderPolicy
 from forgetbench.run import build_trainer
 from forgetbench.strategies.base import Plugin
 from forgetbench.train.engine import Engine
-from forgetbench.train.models import logreg, mlp
+from forgetbench.train.networks import logreg, mlp
 
 pytestmark = pytest.mark.usefixtures("keras_session")
 

@@ -13,7 +13,7 @@ from forgetbench.remainder import RemainderPolicy
 from forgetbench.run import build_trainer
 from forgetbench.strategies.base import Phase, Plugin
 from forgetbench.strategies.lwf import LwF, distillation
-from forgetbench.train.models import logreg
+from forgetbench.train.networks import logreg
 from test_extension_points import (
     CLASSES,
     DIM,

@@ -115,7 +115,7 @@ def test_epochs_zero_saves_the_initialised_model(tiny_cfg, tmp_path):
     assert summary["metrics"]["acc"] == pytest.approx(np.mean(summary["init_accuracy"]))
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
-    from forgetbench.train.models import mlp
+    from forgetbench.train.networks import mlp
 
     fresh = mlp((5,), 2, hidden=[8])
     saved = keras.models.load_model(tmp_path / "r" / "model.keras")

@@ -43,7 +43,7 @@ from forgetbench.signals import terminate_raises
 from forgetbench.strategies.base import sequential_boundaries
 from forgetbench.train.engine import Engine
 from forgetbench.train.engines import cached_engine, engine_for
-from forgetbench.train.models import INITS
+from forgetbench.train.networks import INITS
 from forgetbench.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
