@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 from omegaconf import open_dict
 
-from conftest import compose_config
 from forgetbench.losses import per_sample_loss
 from forgetbench.remainder import RemainderPolicy
 from forgetbench.run import build_trainer
@@ -182,7 +181,7 @@ def test_alpha_list_shorter_than_the_phases_refused_before_training(tiny_cfg):
 
 
 @pytest.mark.parametrize("distill_over", ["seen_classes", "all_units"])
-def test_distilled_units_on_split_digits(tmp_path, distill_over):
+def test_distilled_units_on_split_digits(tmp_path, distill_over, compose_config):
     cfg = compose_config(
         [
             "data=digits_split",
