@@ -28,6 +28,7 @@ SETTINGS_ONLY = (
     "output",
     "data.cache_dir",
     "data.convert_cache",
+    "strategy.order",
 )
 MAX_NAME = 120
 

@@ -62,14 +62,22 @@ class Strategy:
     Args:
         name: Strategy name in results (the subclass's default when ``None``).
         plugins: Named plugins, run in order at each hook.
+        order: Position in reports (``conf/strategy/*.yaml``; :mod:`forgetbench.strategies.catalog`
+            reads it there); kept, unused by the run.
     """
 
     name = "base"
 
-    def __init__(self, name: str | None = None, plugins: dict[str, Plugin] | None = None) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        plugins: dict[str, Plugin] | None = None,
+        order: float | None = None,
+    ) -> None:
         if name is not None:
             self.name = name
         self.plugins = dict(plugins or {})
+        self.order = order
 
     def phases(
         self, dataset: ShardDataset, *, seed: int, batch_size: int, policy: RemainderPolicy
