@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from forgetbench.context import PluginContext
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.feed import Feed
+from forgetbench.options import Rule
 from forgetbench.remainder import RemainderPolicy
 
 
@@ -36,7 +38,14 @@ class Plugin:
     Hooks receive the run's :class:`~forgetbench.context.PluginContext` (network, optimizer,
     phase, seed streams, memories, and the extension points of the train step). Plugins
     compose: a strategy runs every plugin's hook in the order given.
+
+    Attributes:
+        options: ``{option: Rule}``, what the plugin's constructor options allow; checked
+            before any work (``Invalid config value strategy.plugins.NAME.OPTION=...``), and
+            by the constructor itself.
     """
+
+    options: ClassVar[dict[str, Rule]] = {}
 
     def setup(self, ctx: PluginContext) -> None:
         """Called once before training, before the train step is traced.
