@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from forgetbench.config_check import ConfigError, prepare
 from forgetbench.run import run
 from forgetbench.run_folder import config_digest
-from forgetbench.sweep import expand_home, job_dirname, sweep_name
+from forgetbench.sweep import expand_home, job_dirname, settings_keys, sweep_name
 
 
 @pytest.fixture
@@ -91,3 +91,17 @@ def test_missing_value_named_in_one_line(compose_config):
     text = str(caught.value)
     assert "\n" not in text and "Missing config value data.path" in text
     assert "e.g. data.path=/my/shards" in text
+
+
+def test_hydras_override_dirname_leaves_out_the_settings_only_keys(conf_dir):
+    overrides = ["seed=1", "train.verbose=0", "paths.data_cache=/c", "output.run_figure=false"]
+    assert settings_keys([*overrides, "hydra.run.dir=/r"]) == [
+        "hydra.run.dir",
+        "output.run_figure",
+        "paths.data_cache",
+        "train.verbose",
+    ]
+    with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    excluded = cfg.hydra.job.config.override_dirname.exclude_keys
+    assert list(excluded) == ["output.run_figure", "paths.data_cache", "train.verbose"]
