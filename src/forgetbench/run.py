@@ -18,11 +18,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.config_check import ConfigError, prepare
 from forgetbench.data.fingerprint import fingerprint
-from forgetbench.eval.evaluator import Evaluator, task_classes
+from forgetbench.eval.evaluator import SCENARIOS, Evaluator, task_classes
 from forgetbench.eval.groups import config_groups, group_spans
 from forgetbench.eval.summary import summarise
 from forgetbench.memory import PeakMemory, peak_rss_mb
-from forgetbench.options import Rule, integer_at_least, invalid_message, number_where, or_null
+from forgetbench.options import (
+    Rule,
+    integer_at_least,
+    invalid_message,
+    number_where,
+    one_of,
+    or_null,
+)
 from forgetbench.results.io import (
     CURVES,
     INTERRUPTED,
@@ -60,6 +67,7 @@ RULES = {
     "eval.every_samples": (integer_at_least(1), False),
     "eval.onset_delta": (number_where(lambda v: v >= 0, "a number >= 0"), False),
     "eval.onset_patience": (integer_at_least(0), False),
+    "eval.scenario": (one_of(SCENARIOS), False),
     "data.heldout_fraction": (number_where(lambda v: 0 < v < 1, "a number in (0, 1)"), True),
     "data.num_classes": (or_null(integer_at_least(1)), True),
     "model.init": (INIT_RULE, True),
