@@ -42,6 +42,8 @@ SUMMARY_KEYS = [
 
 
 STRATEGIES = strategy_names()  # every conf/strategy/*.yaml
+# Three runs of pnn take about 26 s; tests/test_pnn.py checks its determinism in a fast test.
+SLOW_THREE_RUNS = {"pnn"}
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -125,7 +127,10 @@ def test_epochs_zero_saves_the_initialised_model(tiny_cfg, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize(
+    "strategy",
+    [pytest.param(s, marks=pytest.mark.slow) if s in SLOW_THREE_RUNS else s for s in STRATEGIES],
+)
 def test_same_seed_same_curves_and_other_seed_differs(tiny_cfg, tmp_path, strategy):
     run(tiny_cfg(f"strategy={strategy}", "seed=4"), tmp_path / "a")
     run(tiny_cfg(f"strategy={strategy}", "seed=4"), tmp_path / "b")
