@@ -10,7 +10,7 @@ from forgetbench.run import build_trainer
 from forgetbench.strategies.agem import AGEM, project
 from forgetbench.strategies.graph_memory import reference_draw
 from forgetbench.train.networks import logreg
-from test_extension_points import (
+from logreg_steps import (
     CLASSES,
     DIM,
     N,

@@ -13,7 +13,7 @@ from forgetbench.run import build_trainer
 from forgetbench.strategies.base import Phase, Plugin
 from forgetbench.strategies.lwf import LwF, distillation
 from forgetbench.train.networks import logreg
-from test_extension_points import (
+from logreg_steps import (
     CLASSES,
     DIM,
     N,

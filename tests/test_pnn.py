@@ -14,7 +14,7 @@ from forgetbench.strategies.pnn import PNN
 from forgetbench.strategies.pnn_columns import Column, build_columns, new_column
 from forgetbench.train.engine import Engine
 from forgetbench.train.networks import mlp
-from test_accumulation import CLASSES, DIM, PAD, WEIGHTED, N, identity_feed, make_data
+from logreg_steps import CLASSES, DIM, PAD, WEIGHTED, N, identity_feed, make_data
 
 pytestmark = pytest.mark.usefixtures("keras_session")
 
