@@ -172,15 +172,15 @@ def per_batch_epoch(feed, epoch: int):
     import tensorflow as tf
 
     def load(b):
-        x, y, w, stream = tf.numpy_function(
+        x, y, w, is_new = tf.numpy_function(
             lambda b_: tuple(feed.batch(epoch, int(b_))[k] for k in ("x", "y", "weight", "is_new")),
             [b],
             [tf.float32, tf.int32, tf.float32, tf.float32],
         )
         x.set_shape((None, *feed.feature_shape))
-        for t in (y, w, stream):
+        for t in (y, w, is_new):
             t.set_shape((None,))
-        return x, y, w, stream
+        return x, y, w, is_new
 
     return (
         tf.data.Dataset.range(feed.batches_per_epoch)

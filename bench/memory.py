@@ -53,7 +53,7 @@ def child(folder: Path, batch_size: int) -> None:
     from forgetbench.remainder import RemainderPolicy
     from forgetbench.strategies.cross_shard import CrossShard
     from forgetbench.train.engine import Engine
-    from forgetbench.train.models import mlp
+    from forgetbench.train.networks import mlp
     from forgetbench.train.trainer import prefetched_blocks
 
     store = ShardStore(folder)

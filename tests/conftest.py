@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny configs composed from the real config tree."""
+"""Shared fixtures: tiny configs composed from the real config tree, test plugins, fake runs.
+
+Tests reach these helpers through fixtures (``compose_config``, ``tiny_overrides``,
+``conf_dir``, ``write_fake_run``), never by importing this module; configs name the test plugins as
+``conftest.NAME`` in a ``_target_``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,11 @@ import os
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+
+from forgetbench.strategies.base import Plugin
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -25,11 +33,68 @@ TINY = [
     "eval.every_samples=50",
 ]
 
+# One epoch of batches of 64, evaluated only at phase ends: runs on any dataset, quickly.
+QUICK = [
+    "model.hidden=[8]",
+    "train.epochs=1",
+    "train.batch_size=64",
+    "train.verbose=0",
+    "eval.every_samples=100000",
+]
+
 
 def compose_config(overrides: list[str] | None = None):
     """The real config tree composed with ``overrides`` (no Hydra app, no chdir)."""
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         return compose("config", overrides=list(overrides or []))
+
+
+@pytest.fixture(name="compose_config")
+def compose_config_fixture():
+    """Returns ``compose_config(overrides)``: the real config tree composed with overrides."""
+    return compose_config
+
+
+@pytest.fixture
+def tiny_overrides() -> list[str]:
+    """The overrides of the tiny config (3 small shards, one epoch), a fresh list."""
+    return list(TINY)
+
+
+@pytest.fixture
+def quick_overrides() -> list[str]:
+    """The overrides of a quick run on any dataset (evaluated only at phase ends), a fresh list."""
+    return list(QUICK)
+
+
+@pytest.fixture
+def conf_dir() -> str:
+    """The real config tree's folder (``conf/``)."""
+    return CONF
+
+
+@pytest.fixture
+def preset_acc(tmp_path):
+    """Returns ``preset_acc(experiment, strategy)``: final ACC under a preset, seeds 0, 1, 2."""
+    from forgetbench.run import run
+
+    def acc(experiment: str, strategy: str) -> np.ndarray:
+        values = []
+        for seed in (0, 1, 2):
+            cfg = compose_config(
+                [
+                    f"experiment={experiment}",
+                    f"strategy={strategy}",
+                    f"seed={seed}",
+                    "output.run_figure=false",
+                    f"paths.data_cache={tmp_path / 'data'}",
+                ]
+            )
+            folder = tmp_path / f"{experiment}-{strategy}-{seed}"
+            values.append(run(cfg, folder)["metrics"]["acc"])
+        return np.array(values)
+
+    return acc
 
 
 @pytest.fixture
@@ -55,7 +120,7 @@ def tiny_cfg(tmp_path, keras_session):
     return make
 
 
-class SignalAtSetup:
+class SignalAtSetup(Plugin):
     """A test plugin that sends the process SIGTERM when it is built (before any data)."""
 
     def __init__(self) -> None:
@@ -65,17 +130,11 @@ class SignalAtSetup:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-class SignalAfterPhase:
+class SignalAfterPhase(Plugin):
     """A test plugin that sends the process a signal after a given phase (simulated preemption)."""
 
     def __init__(self, phase: int = 0, signum: int = 15) -> None:
         self.phase, self.signum = phase, signum
-
-    def setup(self, ctx):
-        pass
-
-    def before_phase(self, ctx, phase):
-        pass
 
     def after_phase(self, ctx, phase):
         if phase.index == self.phase:
@@ -83,27 +142,46 @@ class SignalAfterPhase:
 
             os.kill(os.getpid(), self.signum)
 
-    def summary(self):
-        return {}
 
-
-class EvaluateAfterPhase:
+class EvaluateAfterPhase(Plugin):
     """A test plugin that evaluates the model as each phase hands it on (after ``fit``)."""
 
     def __init__(self) -> None:
         self.after: list[tuple[int, list[dict]]] = []
 
-    def setup(self, ctx):
-        pass
-
-    def before_phase(self, ctx, phase):
-        pass
-
     def after_phase(self, ctx, phase):
         self.after.append((ctx.samples_seen, ctx.evaluate()))
 
-    def summary(self):
-        return {}
+
+def write_shards(folder, sizes=(5, 7, 3), dim=4, seed=0, override=None):
+    """Writes ``s0.npz``, ``s1.npz``, ... (``array1``: normal features, ``array2``: classes 0-2).
+
+    Args:
+        folder: Where to write (created).
+        sizes: Samples of each shard.
+        dim: Features per sample.
+        seed: Seed of the values.
+        override: ``{shard index: {member: array}}`` replacing or adding members.
+
+    Returns:
+        ``folder``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for k, n in enumerate(sizes):
+        arrays = {
+            "array1": rng.normal(size=(n, dim)).astype(np.float32),
+            "array2": rng.integers(0, 3, size=n),
+        }
+        arrays.update((override or {}).get(k, {}))
+        np.savez(folder / f"s{k}.npz", **arrays)
+    return folder
+
+
+@pytest.fixture(name="write_shards")
+def write_shards_fixture():
+    """Returns ``write_shards(folder, sizes, dim, seed, override)``: a folder of ``.npz`` shards."""
+    return write_shards
 
 
 def write_fake_run(folder: Path, strategy: str, seed: int, **extra) -> None:
@@ -193,6 +271,12 @@ def write_fake_run(folder: Path, strategy: str, seed: int, **extra) -> None:
         **extra,
     }
     (folder / "summary.json").write_text(json.dumps(summary))
+
+
+@pytest.fixture(name="write_fake_run")
+def write_fake_run_fixture():
+    """Returns ``write_fake_run(folder, strategy, seed, **extra)``: a hand-made finished run."""
+    return write_fake_run
 
 
 @pytest.fixture

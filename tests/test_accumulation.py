@@ -6,13 +6,12 @@ import pytest
 import tensorflow as tf
 from omegaconf import open_dict
 
-from forgetbench.data.feed import Feed, array_gather
-from forgetbench.data.samplers import FixedPlan
 from forgetbench.losses import per_sample_loss
 from forgetbench.remainder import RemainderPolicy
 from forgetbench.run import build_trainer
 from forgetbench.train.engine import Engine
-from forgetbench.train.models import logreg
+from forgetbench.train.networks import logreg
+from logreg_steps import identity_feed
 
 pytestmark = pytest.mark.usefixtures("keras_session")
 
@@ -26,16 +25,6 @@ N, B, DIM, CLASSES, LR = 37, 8, 3, 3, 0.1
 def make_data(n=N, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n, DIM)).astype(np.float32), rng.integers(0, CLASSES, n)
-
-
-def identity_feed(x, y, policy, batch_size=B):
-    return Feed(
-        gather=array_gather(x, y),
-        plan=FixedPlan(np.arange(len(y))),
-        batch_size=batch_size,
-        policy=policy,
-        feature_shape=(DIM,),
-    )
 
 
 def make_optimizer(name, **kwargs):

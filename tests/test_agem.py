@@ -9,8 +9,8 @@ from forgetbench.remainder import RemainderPolicy
 from forgetbench.run import build_trainer
 from forgetbench.strategies.agem import AGEM, project
 from forgetbench.strategies.graph_memory import reference_draw
-from forgetbench.train.models import logreg
-from test_extension_points import (
+from forgetbench.train.networks import logreg
+from logreg_steps import (
     CLASSES,
     DIM,
     N,

@@ -5,20 +5,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from conftest import TINY
 from forgetbench.report import report
 
 BIN = Path(sys.executable).parent
 
 
-def test_multirun_with_overrides_then_report(tmp_path):
+def test_multirun_with_overrides_then_report(tmp_path, tiny_overrides):
     sweep = tmp_path / "sweep"
     cmd = [
         str(BIN / "forgetbench"),
         "-m",
         "strategy=sequential,cross_shard",
         "seed=3",
-        *TINY,
+        *tiny_overrides,
         f"paths.data_cache={tmp_path / 'data'}",
         f"hydra.sweep.dir={sweep}",
     ]

@@ -7,7 +7,6 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import compose_config
 from forgetbench.run import run
 
 STRATEGIES = sorted(
@@ -32,7 +31,7 @@ IMAGES = [
 
 
 @pytest.fixture
-def image_cfg(tmp_path, keras_session):
+def image_cfg(tmp_path, keras_session, compose_config):
     """Composes the image-shaped digits config (cache in ``tmp_path``) plus overrides."""
     return lambda *more: compose_config([*IMAGES, f"paths.data_cache={tmp_path / 'data'}", *more])
 
@@ -75,7 +74,7 @@ def test_an_unknown_init_is_refused_before_any_data_is_read(tiny_cfg, tmp_path):
     assert not (tmp_path / "data").exists()
 
 
-def test_the_digits_presets_take_the_cnn_in_place_of_their_mlp():
+def test_the_digits_presets_take_the_cnn_in_place_of_their_mlp(compose_config):
     # The presets choose the 128-128 MLP as a model option, so model=cnn replaces it whole
     # (no MLP key such as `hidden` left over for the CNN's builder).
     for preset in ("split_digits", "split_digits_task", "split_digits_domain", "permuted_digits"):

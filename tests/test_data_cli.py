@@ -7,12 +7,11 @@ import numpy as np
 
 from forgetbench.data.store import ShardStore
 from forgetbench.data_cli import main
-from test_shards import write_shards
 
 SIZES = (50, 61, 45)
 
 
-def test_check_prints_the_table_and_exits_zero(tmp_path, capsys):
+def test_check_prints_the_table_and_exits_zero(tmp_path, capsys, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     assert main(["check", str(folder)]) == 0
     out = capsys.readouterr().out
@@ -23,7 +22,7 @@ def test_check_prints_the_table_and_exits_zero(tmp_path, capsys):
     assert "OK: 3 shards, 156 samples, 3 classes present (0,1,2)" in out
 
 
-def test_check_with_heldout_folder_and_num_classes(tmp_path, capsys):
+def test_check_with_heldout_folder_and_num_classes(tmp_path, capsys, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     held = write_shards(tmp_path / "held", sizes=(5, 6, 7), seed=1)
     assert main(["check", str(folder), "--heldout-dir", str(held), "--num-classes", "3"]) == 0
@@ -32,7 +31,7 @@ def test_check_with_heldout_folder_and_num_classes(tmp_path, capsys):
     assert f"held-out from {held}" in out
 
 
-def test_check_bad_folders_exit_nonzero_naming_the_file(tmp_path, capsys):
+def test_check_bad_folders_exit_nonzero_naming_the_file(tmp_path, capsys, write_shards):
     bad = write_shards(tmp_path / "bad", override={1: {"array1": np.zeros((7, 5), np.float32)}})
     assert main(["check", str(bad)]) == 1
     err = capsys.readouterr().err
@@ -48,7 +47,7 @@ def test_check_bad_folders_exit_nonzero_naming_the_file(tmp_path, capsys):
     assert main(["check", str(tmp_path / "nope")]) == 1
 
 
-def test_check_runs_as_a_command(tmp_path):
+def test_check_runs_as_a_command(tmp_path, write_shards):
     bad = write_shards(tmp_path / "bad", override={0: {"array2": np.arange(5.0) - 0.5}})
     done = subprocess.run(
         [sys.executable, "-m", "forgetbench.data_cli", "check", str(bad)],
@@ -61,7 +60,7 @@ def test_check_runs_as_a_command(tmp_path):
     assert "s0.npz: float64 value -0.5 at row 0 is not a whole number" in done.stderr
 
 
-def test_convert_creates_the_cache_runs_then_reuse(tmp_path, capsys):
+def test_convert_creates_the_cache_runs_then_reuse(tmp_path, capsys, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     assert main(["convert", str(folder)]) == 0
     out = capsys.readouterr().out

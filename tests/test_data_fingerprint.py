@@ -7,26 +7,34 @@ import os
 import numpy as np
 import pytest
 
-from conftest import compose_config
 from forgetbench.results.run_files import read_summary
 from forgetbench.run import run
 from forgetbench.run_folder import OtherDataError
-from test_data_runs import QUICK
-from test_shards import write_shards
-
-
-def npz_cfg(tmp_path, folder, *overrides):
-    return compose_config(
-        [*QUICK, f"paths.data_cache={tmp_path / 'data'}", "data=npz_dir", f"data.path={folder}"]
-        + list(overrides)
-    )
 
 
 @pytest.fixture
-def finished(tmp_path, keras_session):
+def npz_cfg(tmp_path, compose_config, quick_overrides):
+    """Returns ``npz_cfg(folder, *overrides)``: a quick run's config on a shard folder."""
+
+    def make(folder, *overrides):
+        return compose_config(
+            [
+                *quick_overrides,
+                f"paths.data_cache={tmp_path / 'data'}",
+                "data=npz_dir",
+                f"data.path={folder}",
+            ]
+            + list(overrides)
+        )
+
+    return make
+
+
+@pytest.fixture
+def finished(tmp_path, keras_session, write_shards, npz_cfg):
     folder = write_shards(tmp_path / "shards", sizes=(50, 61, 45))
     out = tmp_path / "sweep" / "seed=0"
-    summary = run(npz_cfg(tmp_path, folder), out)
+    summary = run(npz_cfg(folder), out)
     return folder, out, summary
 
 
@@ -38,30 +46,32 @@ def test_a_run_records_its_data_fingerprint(finished):
     assert data["files"]["s1"] == str(folder / "s1.npz")  # the user's file, not the carve
 
 
-def test_same_bytes_rewritten_is_the_same_data(tmp_path, finished):
+def test_same_bytes_rewritten_is_the_same_data(tmp_path, finished, npz_cfg):
     folder, out, summary = finished
     (folder / "s1.npz").write_bytes((folder / "s1.npz").read_bytes())  # new stamp, same content
     os.utime(folder / "s1.npz", (1, 1))
-    assert run(npz_cfg(tmp_path, folder), out) == summary
+    assert run(npz_cfg(folder), out) == summary
 
 
-def test_a_changed_shard_refuses_the_stale_finished_run(tmp_path, finished):
+def test_a_changed_shard_refuses_the_stale_finished_run(tmp_path, finished, npz_cfg):
     folder, out, summary = finished
     with np.load(folder / "s1.npz") as npz:
         arrays = dict(npz)
     arrays["array2"] = (arrays["array2"] + 1) % 3
     np.savez(folder / "s1.npz", **arrays)
     with pytest.raises(OtherDataError) as caught:
-        run(npz_cfg(tmp_path, folder), out)
+        run(npz_cfg(folder), out)
     text = str(caught.value)
     assert f"{folder / 's1.npz'} (train changed, heldout changed)" in text
     assert "s0.npz" not in text and summary["data"]["fingerprint"] in text
     assert read_summary(out) == summary  # kept
-    fresh = run(npz_cfg(tmp_path, folder), tmp_path / "sweep" / "seed=1")  # a new seed
+    fresh = run(npz_cfg(folder), tmp_path / "sweep" / "seed=1")  # a new seed
     assert fresh["data"]["fingerprint"] != summary["data"]["fingerprint"]
 
 
-def test_a_run_without_a_fingerprint_is_reused_unchecked(tmp_path, finished, caplog):
+def test_a_run_without_a_fingerprint_is_reused_unchecked(
+    tmp_path, finished, caplog, write_shards, npz_cfg
+):
     folder, out, summary = finished
     del summary["data"]
     (out / "summary.json").write_text(json.dumps(summary))
@@ -69,12 +79,14 @@ def test_a_run_without_a_fingerprint_is_reused_unchecked(tmp_path, finished, cap
     write_shards(tmp_path / "other", sizes=(5, 5, 45), seed=3)
     os.replace(tmp_path / "other" / "s2.npz", folder / "s2.npz")
     with caplog.at_level(logging.INFO, logger="forgetbench.run_folder"):
-        assert run(npz_cfg(tmp_path, folder), out) == summary
+        assert run(npz_cfg(folder), out) == summary
     assert "records no data fingerprint: reused unchecked" in caplog.text
 
 
 @pytest.mark.slow  # two sweeps as processes (about 30 s); the check itself is tested above
-def test_a_sweep_rerun_after_a_shard_changed_refuses_the_stale_run(tmp_path):
+def test_a_sweep_rerun_after_a_shard_changed_refuses_the_stale_run(
+    tmp_path, quick_overrides, write_shards
+):
     import subprocess
     import sys
     from pathlib import Path
@@ -84,7 +96,7 @@ def test_a_sweep_rerun_after_a_shard_changed_refuses_the_stale_run(tmp_path):
     cmd = [
         str(Path(sys.executable).parent / "forgetbench"),
         "-m",
-        *QUICK,
+        *quick_overrides,
         "data=npz_dir",
         f"data.path={folder}/",
         "seed=0",

@@ -10,8 +10,8 @@ from forgetbench.remainder import RemainderPolicy
 from forgetbench.run import build_trainer
 from forgetbench.strategies.der import DER, der_terms
 from forgetbench.strategies.graph_memory import reservoir_slots
-from test_extension_points import N, assert_close, engine, feed_with_column, make_data
-from test_extension_points import reference_step as data_step
+from logreg_steps import N, assert_close, engine, feed_with_column, make_data
+from logreg_steps import reference_step as data_step
 
 pytestmark = pytest.mark.usefixtures("keras_session")
 WEIGHTED = RemainderPolicy("weighted")

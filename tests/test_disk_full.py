@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 
 from forgetbench.data import diskspace
+from forgetbench.data.errors import DiskFullError, ShardFormatError
 from forgetbench.data.npz_dir import build_npz_dir
-from forgetbench.data.shards import DiskFullError, ShardFormatError
 from forgetbench.data.store import ShardStore
-from test_shards import write_shards
 
 SIZES = (40, 50, 30)
 
@@ -24,7 +23,9 @@ def leftovers(folder):
     return sorted(p.name for p in folder.rglob(".*") if p.name != ".forgetbench_cache")
 
 
-def test_conversion_onto_a_full_disk_names_the_cache_not_the_shard(tmp_path, monkeypatch):
+def test_conversion_onto_a_full_disk_names_the_cache_not_the_shard(
+    tmp_path, monkeypatch, write_shards
+):
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     monkeypatch.setattr(diskspace.os, "posix_fallocate", no_space)
     with pytest.raises(DiskFullError) as caught:
@@ -43,7 +44,7 @@ def test_conversion_onto_a_full_disk_names_the_cache_not_the_shard(tmp_path, mon
     assert [s.digest for s in again.shards] == [s.digest for s in fresh.shards]
 
 
-def test_carve_onto_a_full_disk_checked_before_writing(tmp_path, monkeypatch):
+def test_carve_onto_a_full_disk_checked_before_writing(tmp_path, monkeypatch, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     ShardStore(folder)  # converted while there is space
     monkeypatch.setattr(diskspace, "free_bytes", lambda path: 1000)
@@ -62,7 +63,7 @@ def test_carve_onto_a_full_disk_checked_before_writing(tmp_path, monkeypatch):
             np.testing.assert_array_equal(x, y)
 
 
-def test_carve_reservation_failure_leaves_nothing(tmp_path, monkeypatch):
+def test_carve_reservation_failure_leaves_nothing(tmp_path, monkeypatch, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     ShardStore(folder)
     monkeypatch.setattr(diskspace.os, "posix_fallocate", no_space)
@@ -75,7 +76,7 @@ TMPFS_SCRIPT = """
 import sys
 from pathlib import Path
 from forgetbench.data.npz_dir import build_npz_dir
-from forgetbench.data.shards import DiskFullError
+from forgetbench.data.errors import DiskFullError
 try:
     build_npz_dir(sys.argv[2], path=sys.argv[1], convert_cache=sys.argv[3])
 except DiskFullError as exc:
@@ -99,7 +100,7 @@ def small_tmpfs(tmp_path):
 
 
 @pytest.mark.parametrize("full", ["convert", "carve"])
-def test_a_real_full_disk(tmp_path, small_tmpfs, full):
+def test_a_real_full_disk(tmp_path, small_tmpfs, full, write_shards):
     folder = write_shards(tmp_path / "d", sizes=(60_000, 10), dim=4)  # about 1 MB of features
     roomy = tmp_path / "roomy"
     convert, carve = (small_tmpfs, roomy) if full == "convert" else (roomy, small_tmpfs)

@@ -6,7 +6,7 @@ import tensorflow as tf
 from forgetbench.remainder import RemainderPolicy
 from forgetbench.strategies.ewc import EWC, fisher_diagonal
 from forgetbench.train.engine import Engine
-from forgetbench.train.models import mlp
+from forgetbench.train.networks import mlp
 
 pytestmark = pytest.mark.usefixtures("keras_session")
 

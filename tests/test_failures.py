@@ -11,7 +11,6 @@ import pytest
 from hydra.errors import ConfigCompositionException, InstantiationException
 from omegaconf import open_dict
 
-from conftest import TINY, compose_config
 from forgetbench.report import report
 from forgetbench.run import RunInterrupted, build_trainer, run
 from forgetbench.sweep import failed_jobs, record_failure
@@ -57,13 +56,13 @@ def test_sigterm_keeps_partial_curves_and_a_rerun_completes(tiny_cfg, tmp_path):
     assert pd.read_parquet(out / "curves.parquet")["samples_seen"].max() > marker["samples_seen"]
 
 
-def test_one_failing_job_does_not_stop_the_sweep(tmp_path):
+def test_one_failing_job_does_not_stop_the_sweep(tmp_path, tiny_overrides):
     sweep = tmp_path / "sweep"
     cmd = [
         str(BIN / "forgetbench"),
         "-m",
-        *TINY,
-        "train.batch_size=0,16",  # after TINY, so it wins
+        *tiny_overrides,
+        "train.batch_size=0,16",  # after tiny_overrides, so it wins
         f"paths.data_cache={tmp_path / 'data'}",
         f"hydra.sweep.dir={sweep}",
     ]
@@ -114,7 +113,9 @@ def test_more_invalid_values_refused(tiny_cfg, tmp_path, override, match):
         ("data.num_classes=2.7", r"data.num_classes=2.7. Expected an integer >= 1, or null"),
     ],
 )
-def test_invalid_data_values_refused_before_the_folder_is_read(tmp_path, override, match):
+def test_invalid_data_values_refused_before_the_folder_is_read(
+    tmp_path, override, match, compose_config
+):
     folder = tmp_path / "shards"
     folder.mkdir()
     np.savez(folder / "a.npz", array1=np.ones((20, 3), np.float32), array2=np.zeros(20, int))

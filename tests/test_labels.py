@@ -5,20 +5,24 @@ import logging
 import numpy as np
 import pytest
 
+from forgetbench.data.errors import LabelFormatError, ShardFormatError
 from forgetbench.data.labels import plan
 from forgetbench.data.npz_dir import build_npz_dir
-from forgetbench.data.shards import LabelFormatError, ShardFormatError
 from forgetbench.data.store import ShardStore
 from forgetbench.data_cli import main
-from test_shards import write_shards
 
 CLASS_IDS = [np.array([0, 1, 1, 0, 1]), np.array([1, 0, 0, 1, 1, 0, 1]), np.array([0, 0, 1])]
 
 
-def folder_with(tmp_path, make):
-    """Shards whose labels are ``make(class ids)``."""
-    override = {k: {"array2": make(y)} for k, y in enumerate(CLASS_IDS)}
-    return write_shards(tmp_path / "d", override=override)
+@pytest.fixture
+def folder_with(tmp_path, write_shards):
+    """Returns ``folder_with(make)``: shards whose labels are ``make(class ids)``."""
+
+    def shards(make):
+        override = {k: {"array2": make(y)} for k, y in enumerate(CLASS_IDS)}
+        return write_shards(tmp_path / "d", override=override)
+
+    return shards
 
 
 @pytest.mark.parametrize(
@@ -32,21 +36,23 @@ def folder_with(tmp_path, make):
         (lambda y: np.eye(3)[y] * 0.6 + 0.1, "argmax", "rows of shape (5, 3) turned"),
     ],
 )
-def test_common_label_formats_accepted_as_class_ids(tmp_path, caplog, make, mode, done):
-    folder = folder_with(tmp_path, make)
-    with caplog.at_level(logging.INFO, logger="forgetbench.data.shards"):
+def test_common_label_formats_accepted_as_class_ids(
+    tmp_path, caplog, make, mode, done, folder_with
+):
+    folder = folder_with(make)
+    with caplog.at_level(logging.INFO, logger="forgetbench.data.shard_cache"):
         store = ShardStore(folder, labels=mode)
     for k, y in enumerate(CLASS_IDS):
         assert store.labels[k].dtype == np.int64 and store.labels[k].shape == y.shape
         np.testing.assert_array_equal(store.labels[k], y)
     assert done in caplog.text and "s0.npz" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="forgetbench.data.shards"):
+    with caplog.at_level(logging.INFO, logger="forgetbench.data.shard_cache"):
         again = ShardStore(folder, labels=mode)  # from the cache: no conversion, no log line
     assert caplog.text == "" and again.shards == store.shards
 
 
-def test_integer_labels_untouched(tmp_path):
+def test_integer_labels_untouched(tmp_path, write_shards):
     store = ShardStore(write_shards(tmp_path / "d"))
     assert all(s.labels.endswith(".array2.npy") for s in store.shards)
     assert not list((tmp_path / "d" / ".forgetbench_cache").glob("*.classes.npy"))
@@ -67,8 +73,10 @@ def test_integer_labels_untouched(tmp_path):
         (lambda y: y[:, None, None], "index", "shape (5, 1, 1)", ".ravel()"),
     ],
 )
-def test_other_labels_refused_naming_every_file_and_the_fix(tmp_path, make, mode, problem, fix):
-    folder = folder_with(tmp_path, make)
+def test_other_labels_refused_naming_every_file_and_the_fix(
+    tmp_path, make, mode, problem, fix, folder_with
+):
+    folder = folder_with(make)
     with pytest.raises(LabelFormatError) as caught:
         ShardStore(folder, labels=mode)
     text = str(caught.value)
@@ -76,7 +84,7 @@ def test_other_labels_refused_naming_every_file_and_the_fix(tmp_path, make, mode
     assert all(f"s{k}.npz:" in text for k in range(3)), text
 
 
-def test_only_the_bad_files_named(tmp_path):
+def test_only_the_bad_files_named(tmp_path, write_shards):
     override = {0: {"array2": np.arange(5.0) / 4}, 2: {"array2": np.eye(2)[[0, 1, 0]]}}
     folder = write_shards(tmp_path / "d", override=override)
     with pytest.raises(ShardFormatError, match="of 2 shard files") as caught:
@@ -85,7 +93,7 @@ def test_only_the_bad_files_named(tmp_path):
     assert "s1.npz" not in str(caught.value)
 
 
-def test_labels_mode_checked(tmp_path):
+def test_labels_mode_checked(tmp_path, write_shards):
     with pytest.raises(ValueError, match=r"data.labels .*expected one of \['index', 'onehot'"):
         ShardStore(write_shards(tmp_path / "d"), labels="one-hot")
 
@@ -94,8 +102,8 @@ def test_plan_leaves_class_ids_alone(tmp_path):
     assert plan(np.array([0, 3, 2]), tmp_path / "s.npz", "y") is None
 
 
-def test_npz_dir_and_check_read_one_hot_labels(tmp_path, capsys):
-    folder = folder_with(tmp_path, lambda y: np.eye(2, dtype=np.int8)[y])
+def test_npz_dir_and_check_read_one_hot_labels(tmp_path, capsys, folder_with):
+    folder = folder_with(lambda y: np.eye(2, dtype=np.int8)[y])
     data = build_npz_dir(tmp_path / "cache", path=folder, labels="onehot", heldout_fraction=0.3)
     assert data.num_classes == 2 and data.train.num_samples + data.heldout.num_samples == 15
     assert main(["check", str(folder)]) == 1

@@ -7,20 +7,19 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import CONF, TINY
 from forgetbench.sweep import count_jobs, sweep_name, with_sweep_dir
 
 BIN = Path(sys.executable).parent
 
 
-def test_joblib_launcher_runs_two_jobs_in_a_folder_named_by_the_sweep(tmp_path):
+def test_joblib_launcher_runs_two_jobs_in_a_folder_named_by_the_sweep(tmp_path, tiny_overrides):
     cmd = [
         str(BIN / "forgetbench"),
         "-m",
         "hydra/launcher=local",
         "hydra.launcher.n_jobs=2",
         "strategy=sequential,cross_shard",
-        *TINY,
+        *tiny_overrides,
     ]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -30,15 +29,15 @@ def test_joblib_launcher_runs_two_jobs_in_a_folder_named_by_the_sweep(tmp_path):
             "hydra/launcher=local",
             "hydra.launcher.n_jobs=2",
             "strategy=sequential,cross_shard",
-            *TINY,
+            *tiny_overrides,
         ]
     )
     assert len(list(sweep.glob("*/summary.json"))) == 2
     assert "2/2 runs finished" in done.stderr
 
 
-def test_slurm_preset_composes():
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+def test_slurm_preset_composes(conf_dir):
+    with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
         cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
@@ -47,10 +46,10 @@ def test_slurm_preset_composes():
     assert raw["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j"
 
 
-def test_slurm_preset_asks_for_the_requeue_signal_and_requeues(tmp_path):
+def test_slurm_preset_asks_for_the_requeue_signal_and_requeues(tmp_path, conf_dir):
     from submitit.slurm.slurm import _make_sbatch_string
 
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+    with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
         cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher.max_num_timeout > 0  # a job at its time limit is requeued, not dropped

@@ -11,64 +11,41 @@ GDumb near replay with the same memory budget. The presets' hyperparameters
 import numpy as np
 import pytest
 
-from conftest import compose_config
-from forgetbench.run import run
-
-SEEDS = (0, 1, 2)
-
-
-def acc(tmp_path, experiment: str, strategy: str) -> np.ndarray:
-    """Final ACC of ``strategy`` under the ``experiment`` preset, for each seed."""
-    values = []
-    for seed in SEEDS:
-        cfg = compose_config(
-            [
-                f"experiment={experiment}",
-                f"strategy={strategy}",
-                f"seed={seed}",
-                "output.run_figure=false",
-                f"paths.data_cache={tmp_path / 'data'}",
-            ]
-        )
-        folder = tmp_path / f"{experiment}-{strategy}-{seed}"
-        values.append(run(cfg, folder)["metrics"]["acc"])
-    return np.array(values)
-
 
 @pytest.mark.slow
-def test_task_incremental_split_lwf_and_si_well_above_sequential(tmp_path):
-    sequential = acc(tmp_path, "split_digits_task", "sequential")
+def test_task_incremental_split_lwf_and_si_well_above_sequential(tmp_path, preset_acc):
+    sequential = preset_acc("split_digits_task", "sequential")
     for strategy in ("lwf", "si"):
-        mitigated = acc(tmp_path, "split_digits_task", strategy)
+        mitigated = preset_acc("split_digits_task", strategy)
         assert mitigated.mean() > sequential.mean() + 0.1, strategy
         assert np.all(mitigated > sequential), strategy
 
 
 @pytest.mark.slow
-def test_class_incremental_split_only_replay_escapes_one_fifth(tmp_path):
-    means = {s: acc(tmp_path, "split_digits", s).mean() for s in ("sequential", "si", "lwf")}
+def test_class_incremental_split_only_replay_escapes_one_fifth(tmp_path, preset_acc):
+    means = {s: preset_acc("split_digits", s).mean() for s in ("sequential", "si", "lwf")}
     for strategy, mean in means.items():
         assert 0.12 < mean < 0.3, (strategy, mean)
-    agem = acc(tmp_path, "split_digits", "agem").mean()
-    replay = acc(tmp_path, "split_digits", "replay").mean()
+    agem = preset_acc("split_digits", "agem").mean()
+    replay = preset_acc("split_digits", "replay").mean()
     assert means["sequential"] - 0.05 < agem < 0.45
     assert replay > 0.8 and replay > agem + 0.4
 
 
 @pytest.mark.slow
-def test_permuted_digits_si_and_ewc_above_sequential(tmp_path):
-    sequential = acc(tmp_path, "permuted_digits", "sequential")
+def test_permuted_digits_si_and_ewc_above_sequential(tmp_path, preset_acc):
+    sequential = preset_acc("permuted_digits", "sequential")
     for strategy in ("si", "ewc"):
-        assert acc(tmp_path, "permuted_digits", strategy).mean() > sequential.mean() + 0.05
+        assert preset_acc("permuted_digits", strategy).mean() > sequential.mean() + 0.05
 
 
 @pytest.mark.slow
-def test_class_incremental_split_derpp_and_gdumb_near_replay(tmp_path):
+def test_class_incremental_split_derpp_and_gdumb_near_replay(tmp_path, preset_acc):
     # Buzzega et al. 2020 (Seq-MNIST) and Prabhu et al. 2020 (class-incremental MNIST): with the
     # same 500-sample memory, DER++ and GDumb land with experience replay, far above sequential.
-    sequential = acc(tmp_path, "split_digits", "sequential").mean()
-    replay = acc(tmp_path, "split_digits", "replay").mean()
+    sequential = preset_acc("split_digits", "sequential").mean()
+    replay = preset_acc("split_digits", "replay").mean()
     for strategy in ("derpp", "gdumb"):
-        mean = acc(tmp_path, "split_digits", strategy).mean()
+        mean = preset_acc("split_digits", strategy).mean()
         assert mean > sequential + 0.5, strategy
         assert abs(mean - replay) < 0.08, (strategy, mean, replay)

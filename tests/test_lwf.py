@@ -7,14 +7,13 @@ import pytest
 import tensorflow as tf
 from omegaconf import open_dict
 
-from conftest import compose_config
 from forgetbench.losses import per_sample_loss
 from forgetbench.remainder import RemainderPolicy
 from forgetbench.run import build_trainer
 from forgetbench.strategies.base import Phase, Plugin
 from forgetbench.strategies.lwf import LwF, distillation
-from forgetbench.train.models import logreg
-from test_extension_points import (
+from forgetbench.train.networks import logreg
+from logreg_steps import (
     CLASSES,
     DIM,
     N,
@@ -182,7 +181,7 @@ def test_alpha_list_shorter_than_the_phases_refused_before_training(tiny_cfg):
 
 
 @pytest.mark.parametrize("distill_over", ["seen_classes", "all_units"])
-def test_distilled_units_on_split_digits(tmp_path, distill_over):
+def test_distilled_units_on_split_digits(tmp_path, distill_over, compose_config):
     cfg = compose_config(
         [
             "data=digits_split",

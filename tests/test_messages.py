@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY
 from forgetbench.cli import result_line
 from forgetbench.quiet import without_native_noise
 
@@ -16,27 +15,35 @@ BIN = Path(sys.executable).parent
 TESTS = Path(__file__).resolve().parent
 
 
-def forgetbench(tmp_path, *overrides, tiny=TINY):
-    """Runs the command as a person would (no TF_CPP_MIN_LOG_LEVEL set)."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
-    cmd = [str(BIN / "forgetbench"), *tiny, f"paths.data_cache={tmp_path / 'data'}", *overrides]
-    return subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        # a person's terminal delivers SIGINT; a background job (nohup, CI) may ignore it
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+@pytest.fixture
+def forgetbench(tmp_path, tiny_overrides):
+    """Returns ``forgetbench(*overrides, tiny=...)``: runs the command as a person would (no
+    TF_CPP_MIN_LOG_LEVEL set), on the tiny config unless ``tiny`` says otherwise."""
+
+    def command(*overrides, tiny=tiny_overrides):
+        env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+        env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
+        data_cache = f"paths.data_cache={tmp_path / 'data'}"
+        cmd = [str(BIN / "forgetbench"), *tiny, data_cache, *overrides]
+        return subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            # a person's terminal delivers SIGINT; a background job (nohup, CI) may ignore it
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+
+    return command
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_an_interrupted_run_ends_with_one_line_and_128_plus_the_signal(tmp_path, signum):
+def test_an_interrupted_run_ends_with_one_line_and_128_plus_the_signal(
+    tmp_path, signum, forgetbench
+):
     out = tmp_path / "r"
     done = forgetbench(
-        tmp_path,
         "+strategy.plugins.stop._target_=conftest.SignalAfterPhase",
         f"+strategy.plugins.stop.signum={int(signum)}",
         f"hydra.run.dir={out}",
@@ -50,10 +57,10 @@ def test_an_interrupted_run_ends_with_one_line_and_128_plus_the_signal(tmp_path,
     assert (out / "curves.parquet").exists() and not (out / "summary.json").exists()
 
 
-def test_sigterm_before_training_is_one_line_too(tmp_path):
+def test_sigterm_before_training_is_one_line_too(tmp_path, forgetbench):
     out = tmp_path / "r"
     done = forgetbench(
-        tmp_path, "+strategy.plugins.stop._target_=conftest.SignalAtSetup", f"hydra.run.dir={out}"
+        "+strategy.plugins.stop._target_=conftest.SignalAtSetup", f"hydra.run.dir={out}"
     )
     assert done.returncode == 143 and "Traceback" not in done.stderr
     assert done.stderr.strip() == (
@@ -62,8 +69,8 @@ def test_sigterm_before_training_is_one_line_too(tmp_path):
     )
 
 
-def test_a_missing_data_path_is_one_line(tmp_path):
-    done = forgetbench(tmp_path, "data=npz_dir", f"hydra.run.dir={tmp_path / 'r'}", tiny=[])
+def test_a_missing_data_path_is_one_line(tmp_path, forgetbench):
+    done = forgetbench("data=npz_dir", f"hydra.run.dir={tmp_path / 'r'}", tiny=[])
     assert done.returncode == 1
     assert done.stderr.strip() == (
         "[forgetbench] error: ConfigError: Missing config value data.path: expected a value. "

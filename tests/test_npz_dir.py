@@ -3,10 +3,9 @@ import os
 import numpy as np
 import pytest
 
-from forgetbench.data import shards
+from forgetbench.data import shard_checks
+from forgetbench.data.errors import ShardFormatError
 from forgetbench.data.npz_dir import build_npz_dir
-from forgetbench.data.shards import ShardFormatError
-from test_shards import write_shards
 
 SIZES = (20, 31, 12)
 
@@ -20,7 +19,7 @@ def sorted_rows(x, y):
     return table[np.lexsort(table.T[::-1])]
 
 
-def test_file_name_order_and_carved_heldout(tmp_path):
+def test_file_name_order_and_carved_heldout(tmp_path, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     ds = build_npz_dir(tmp_path / "cache", path=folder)
     assert ds.name == "npz_dir" and ds.num_classes == 3
@@ -38,8 +37,8 @@ def test_file_name_order_and_carved_heldout(tmp_path):
     assert all(isinstance(f, np.memmap) for f in [*ds.train.features, *ds.heldout.features])
 
 
-def test_carve_is_seeded_cached_and_per_shard(tmp_path, monkeypatch):
-    monkeypatch.setattr(shards, "STATS_CHUNK_BYTES", 40)  # copy in chunks of a few rows
+def test_carve_is_seeded_cached_and_per_shard(tmp_path, monkeypatch, write_shards):
+    monkeypatch.setattr(shard_checks, "STATS_CHUNK_BYTES", 40)  # copy in chunks of a few rows
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     cache = tmp_path / "cache"
     a = build_npz_dir(cache, path=folder, seed=1)
@@ -57,7 +56,7 @@ def test_carve_is_seeded_cached_and_per_shard(tmp_path, monkeypatch):
     assert fraction.heldout.sizes.tolist() == [10, 16, 6]
 
 
-def test_changed_shard_invalidates_conversion_and_carve(tmp_path):
+def test_changed_shard_invalidates_conversion_and_carve(tmp_path, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     build_npz_dir(tmp_path / "cache", path=folder)
     np.savez(folder / "s0.npz", array1=np.full((10, 4), 7.0, np.float32), array2=np.ones(10, int))
@@ -94,7 +93,7 @@ def test_custom_keys_in_npz(tmp_path):
         build_npz_dir(tmp_path / "cache", path=folder)
 
 
-def test_heldout_from_parallel_folder(tmp_path):
+def test_heldout_from_parallel_folder(tmp_path, write_shards):
     train = write_shards(tmp_path / "train", sizes=SIZES, seed=0)
     held = write_shards(tmp_path / "held", sizes=(3, 4, 5), seed=1)
     ds = build_npz_dir(tmp_path / "cache", path=train, heldout_dir=held, order=["s1", "s0", "s2"])
@@ -104,7 +103,7 @@ def test_heldout_from_parallel_folder(tmp_path):
     assert not (tmp_path / "cache").exists(), "nothing to carve"
 
 
-def test_heldout_folder_must_match_shard_names(tmp_path):
+def test_heldout_folder_must_match_shard_names(tmp_path, write_shards):
     train = write_shards(tmp_path / "train", sizes=SIZES)
     held = write_shards(tmp_path / "held", sizes=(3, 4))
     with pytest.raises(ShardFormatError, match=r"held: expected one shard per training.*\['s2'\]"):
@@ -115,14 +114,14 @@ def test_heldout_folder_must_match_shard_names(tmp_path):
         build_npz_dir(tmp_path / "cache", path=train, heldout_dir=held)
 
 
-def test_heldout_folder_with_other_feature_shape(tmp_path):
+def test_heldout_folder_with_other_feature_shape(tmp_path, write_shards):
     train = write_shards(tmp_path / "train", sizes=SIZES, dim=4)
     held = write_shards(tmp_path / "held", sizes=(3, 4, 5), dim=5)
     with pytest.raises(ShardFormatError, match=r"held: expected feature shape \(4,\)"):
         build_npz_dir(tmp_path / "cache", path=train, heldout_dir=held)
 
 
-def test_num_classes_given_and_labels_out_of_range(tmp_path):
+def test_num_classes_given_and_labels_out_of_range(tmp_path, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES)  # labels 0..2
     assert build_npz_dir(tmp_path / "cache", path=folder, num_classes=7).num_classes == 7
     expected = r"Labels in .*/d/s\d.npz: expected class ids below num_classes=2. Received label 2"
@@ -147,13 +146,13 @@ def test_num_classes_given_and_labels_out_of_range(tmp_path):
         ({1: {"array1": np.full((31, 4), np.nan, np.float32)}}, r"s1.npz: expected finite"),
     ],
 )
-def test_bad_shards_refused_naming_the_file(tmp_path, override, match):
+def test_bad_shards_refused_naming_the_file(tmp_path, override, match, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES, override=override)
     with pytest.raises(ShardFormatError, match=match):
         build_npz_dir(tmp_path / "cache", path=folder)
 
 
-def test_nonfinite_features_accepted_when_allowed(tmp_path):
+def test_nonfinite_features_accepted_when_allowed(tmp_path, write_shards):
     bad = {1: {"array1": np.full((31, 4), np.inf, np.float32)}}
     folder = write_shards(tmp_path / "d", sizes=SIZES, override=bad)
     ds = build_npz_dir(tmp_path / "cache", path=folder, allow_nonfinite=True)
@@ -179,13 +178,13 @@ def test_truncated_npy_and_missing_label_file(tmp_path):
 
 
 @pytest.mark.parametrize("num_classes", [2.7, 0, "3", True])
-def test_num_classes_must_be_a_positive_integer(tmp_path, num_classes):
+def test_num_classes_must_be_a_positive_integer(tmp_path, num_classes, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     with pytest.raises(ValueError, match=r"data.num_classes: expected a positive integer"):
         build_npz_dir(tmp_path / "cache", path=folder, num_classes=num_classes)
 
 
-def test_a_stray_huge_label_does_not_size_the_output_layer(tmp_path):
+def test_a_stray_huge_label_does_not_size_the_output_layer(tmp_path, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES, override={1: {"array2": np.full(31, 2**40)}})
     with pytest.raises(ShardFormatError, match=r"Labels of .*s1.npz: .*Received 1099511627776"):
         build_npz_dir(tmp_path / "cache", path=folder)
@@ -194,13 +193,13 @@ def test_a_stray_huge_label_does_not_size_the_output_layer(tmp_path):
 
 
 @pytest.mark.parametrize("fraction", ["abc", None, True])
-def test_heldout_fraction_must_be_a_number(tmp_path, fraction):
+def test_heldout_fraction_must_be_a_number(tmp_path, fraction, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     with pytest.raises(ValueError, match=r"data.heldout_fraction: expected a number in \(0, 1\)"):
         build_npz_dir(tmp_path / "cache", path=folder, heldout_fraction=fraction)
 
 
-def test_heldout_dir_equal_to_the_training_folder_warns(tmp_path):
+def test_heldout_dir_equal_to_the_training_folder_warns(tmp_path, write_shards):
     folder = write_shards(tmp_path / "d", sizes=SIZES)
     with pytest.warns(UserWarning, match=r"heldout_dir is the training folder"):
         build_npz_dir(tmp_path / "cache", path=folder, heldout_dir=folder)

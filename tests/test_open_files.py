@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import compose_config
 from forgetbench.data.limits import open_files
 from forgetbench.data.store import ShardStore
 from forgetbench.run import run
@@ -69,7 +68,9 @@ def _limit(n: int):
     return set_limit
 
 
-def test_a_run_over_2000_shards_under_ulimit_256_matches_an_unlimited_one(tmp_path, keras_session):
+def test_a_run_over_2000_shards_under_ulimit_256_matches_an_unlimited_one(
+    tmp_path, keras_session, compose_config
+):
     write_pairs(tmp_path / "train", 2000, 10)
     write_pairs(tmp_path / "heldout", 2000, 3, seed=1)
     args = [

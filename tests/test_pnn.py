@@ -13,8 +13,8 @@ from forgetbench.strategies.base import Phase, Plugin
 from forgetbench.strategies.pnn import PNN
 from forgetbench.strategies.pnn_columns import Column, build_columns, new_column
 from forgetbench.train.engine import Engine
-from forgetbench.train.models import mlp
-from test_accumulation import CLASSES, DIM, PAD, WEIGHTED, N, identity_feed, make_data
+from forgetbench.train.networks import mlp
+from logreg_steps import CLASSES, DIM, PAD, WEIGHTED, N, identity_feed, make_data
 
 pytestmark = pytest.mark.usefixtures("keras_session")
 
@@ -307,13 +307,11 @@ def test_new_columns_follow_the_model_init(tiny_cfg):
 
 
 @pytest.mark.slow
-def test_task_incremental_split_digits_pnn_near_the_top(tmp_path):
+def test_task_incremental_split_digits_pnn_near_the_top(tmp_path, preset_acc):
     # The literature's ordering (Rusu et al. 2016; van de Ven et al. 2022, task-incremental):
     # PNN, which cannot forget, at or above the regularisation methods, far above sequential.
-    from test_literature_ordering import acc
-
-    pnn = acc(tmp_path, "split_digits_task", "pnn")
-    sequential = acc(tmp_path, "split_digits_task", "sequential")
-    best_other = max(acc(tmp_path, "split_digits_task", s).mean() for s in ("lwf", "si"))
+    pnn = preset_acc("split_digits_task", "pnn")
+    sequential = preset_acc("split_digits_task", "sequential")
+    best_other = max(preset_acc("split_digits_task", s).mean() for s in ("lwf", "si"))
     assert pnn.mean() > sequential.mean() + 0.1 and np.all(pnn > sequential)
     assert pnn.mean() > best_other - 0.02

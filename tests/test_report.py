@@ -214,12 +214,13 @@ def test_unreadable_and_repeated_runs_are_left_out_by_name(fake_sweep, tmp_path,
     }
 
 
-def test_runs_of_different_settings_are_never_averaged_together(fake_sweep, tmp_path, capsys):
+def test_runs_of_different_settings_are_never_averaged_together(
+    fake_sweep, tmp_path, capsys, write_fake_run
+):
     import json
 
     for seed in (2, 3):  # same strategy, other network: not two more seeds of the same thing
         folder = fake_sweep / f"joint-wide-{seed}"
-        from conftest import write_fake_run
 
         write_fake_run(folder, "joint", seed)
         data = json.loads((folder / "summary.json").read_text())
@@ -240,10 +241,10 @@ def test_a_partly_finished_sweep_says_how_many_runs_are_missing(fake_sweep, tmp_
     assert "5 of the sweep's 6 runs finished; 1 missing" in printed
 
 
-def test_runs_of_different_data_are_never_averaged_together(fake_sweep, tmp_path, capsys):
+def test_runs_of_different_data_are_never_averaged_together(
+    fake_sweep, tmp_path, capsys, write_fake_run
+):
     import json
-
-    from conftest import write_fake_run
 
     def fingerprint(folder, value):
         data = json.loads((folder / "summary.json").read_text())
@@ -270,10 +271,8 @@ def test_runs_without_fingerprints_report_as_before(fake_sweep, tmp_path):
     assert set(runs["data"]) == {"unrecorded"}
 
 
-def test_settings_whose_runs_all_diverged_are_noted(fake_sweep, tmp_path, capsys):
+def test_settings_whose_runs_all_diverged_are_noted(fake_sweep, tmp_path, capsys, write_fake_run):
     import json
-
-    from conftest import write_fake_run
 
     for seed in (0, 1):
         folder = fake_sweep / f"ewc-{seed}"

@@ -9,7 +9,13 @@ import pytest
 
 from forgetbench.results.run_files import read_summary
 from forgetbench.run import run
-from forgetbench.run_folder import LOCK, OtherConfigError, RunInProgressError
+from forgetbench.run_folder import (
+    LOCK,
+    OtherConfigError,
+    RunInProgressError,
+    config_differences,
+    config_digest,
+)
 
 
 @pytest.fixture
@@ -71,3 +77,14 @@ def test_temporary_files_of_a_killed_write_are_removed(tiny_cfg, tmp_path):
     stale.write_bytes(b"half")
     run(tiny_cfg(), out)
     assert not stale.exists()
+
+
+def test_a_model_module_renamed_since_keeps_digests_and_finished_runs():
+    recorded = {"seed": 0, "model": {"_target_": "forgetbench.train.models.mlp", "hidden": [8]}}
+    now = {"seed": 0, "model": {"_target_": "forgetbench.train.networks.mlp", "hidden": [8]}}
+    other = {"seed": 0, "model": {"_target_": "forgetbench.train.networks.cnn", "hidden": [8]}}
+    assert config_digest(now) == config_digest(recorded) != config_digest(other)
+    assert config_differences(recorded, now) == []
+    assert config_differences(recorded, other) == [
+        "model._target_: 'forgetbench.train.networks.mlp' -> 'forgetbench.train.networks.cnn'"
+    ]

@@ -8,20 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import compose_config
-from forgetbench.data import convert, shards
+from forgetbench.data import cache_location, convert
+from forgetbench.data.cache_location import CACHE_FOLDER, keyed_cache
+from forgetbench.data.errors import ShardCacheError
 from forgetbench.data.npz_dir import build_npz_dir
-from forgetbench.data.shards import CACHE_FOLDER, ShardCacheError, keyed_cache
 from forgetbench.data.store import ShardStore
 from forgetbench.data_cli import main
-from test_shards import write_shards
 
 
 @pytest.fixture
 def read_only(monkeypatch):
     """Makes folders read-only (``chmod``); as root, which ignores modes, simulates it."""
     made: list[Path] = []
-    real = shards.writable
+    real = cache_location.writable
 
     def simulated(path) -> bool:
         path = Path(path).absolute()
@@ -34,7 +33,7 @@ def read_only(monkeypatch):
                 path.chmod(0o555)
         made.append(folder.absolute())
         if os.geteuid() == 0:
-            monkeypatch.setattr(shards, "writable", simulated)
+            monkeypatch.setattr(cache_location, "writable", simulated)
         return folder
 
     yield make
@@ -51,9 +50,11 @@ def user_cache(tmp_path, monkeypatch):
     return tmp_path / "xdg" / "forgetbench" / "shards"
 
 
-def test_read_only_folder_converts_into_the_user_cache(tmp_path, read_only, user_cache, caplog):
+def test_read_only_folder_converts_into_the_user_cache(
+    tmp_path, read_only, user_cache, caplog, write_shards
+):
     folder = read_only(write_shards(tmp_path / "d"))
-    with caplog.at_level(logging.INFO, logger="forgetbench.data.shards"):
+    with caplog.at_level(logging.INFO, logger="forgetbench.data.cache_location"):
         store = ShardStore(folder)
     assert store.cache == keyed_cache(folder, user_cache)
     assert store.cache.parent == user_cache and store.cache.name.startswith("d-")
@@ -67,7 +68,9 @@ def test_read_only_folder_converts_into_the_user_cache(tmp_path, read_only, user
     assert converted.stat().st_mtime_ns == mtime, "converted again although nothing changed"
 
 
-def test_read_only_folder_converted_beforehand_is_used_as_is(tmp_path, read_only, user_cache):
+def test_read_only_folder_converted_beforehand_is_used_as_is(
+    tmp_path, read_only, user_cache, write_shards
+):
     folder = write_shards(tmp_path / "d")
     ShardStore(folder)  # e.g. `forgetbench-data convert` by whoever owns the folder
     read_only(folder)
@@ -76,7 +79,9 @@ def test_read_only_folder_converted_beforehand_is_used_as_is(tmp_path, read_only
     assert not user_cache.exists()
 
 
-def test_same_folder_name_elsewhere_gets_its_own_cache(tmp_path, read_only, user_cache):
+def test_same_folder_name_elsewhere_gets_its_own_cache(
+    tmp_path, read_only, user_cache, write_shards
+):
     a = read_only(write_shards(tmp_path / "a" / "d", sizes=(4, 4)))
     b = read_only(write_shards(tmp_path / "b" / "d", sizes=(6, 6)))
     store_a, store_b = ShardStore(a), ShardStore(b)
@@ -84,7 +89,7 @@ def test_same_folder_name_elsewhere_gets_its_own_cache(tmp_path, read_only, user
     assert store_a.sizes.tolist() == [4, 4] and store_b.sizes.tolist() == [6, 6]
 
 
-def test_nothing_writable_is_a_clear_error(tmp_path, read_only, user_cache):
+def test_nothing_writable_is_a_clear_error(tmp_path, read_only, user_cache, write_shards):
     folder = read_only(write_shards(tmp_path / "d"))
     user_cache.mkdir(parents=True)
     read_only(tmp_path / "xdg")
@@ -95,7 +100,9 @@ def test_nothing_writable_is_a_clear_error(tmp_path, read_only, user_cache):
         build_npz_dir(tmp_path / "cache", path=folder)
 
 
-def test_convert_cache_root_for_training_and_heldout_folders(tmp_path, read_only, user_cache):
+def test_convert_cache_root_for_training_and_heldout_folders(
+    tmp_path, read_only, user_cache, write_shards
+):
     train = read_only(write_shards(tmp_path / "train"))
     held = read_only(write_shards(tmp_path / "held", sizes=(2, 2, 2), seed=1))
     root = tmp_path / "root"
@@ -107,14 +114,14 @@ def test_convert_cache_root_for_training_and_heldout_folders(tmp_path, read_only
     assert not user_cache.exists() and not (train / CACHE_FOLDER).exists()
 
 
-def test_read_only_convert_cache_root_is_a_clear_error(tmp_path, read_only):
+def test_read_only_convert_cache_root_is_a_clear_error(tmp_path, read_only, write_shards):
     folder = write_shards(tmp_path / "d")
     root = read_only(tmp_path / "root")
     with pytest.raises(ShardCacheError, match=f"cache root {root}"):
         build_npz_dir(tmp_path / "cache", path=folder, convert_cache=root)
 
 
-def test_a_failed_cache_write_names_the_option(tmp_path, monkeypatch):
+def test_a_failed_cache_write_names_the_option(tmp_path, monkeypatch, write_shards):
     folder = write_shards(tmp_path / "d")
 
     def denied(src, key, dest):
@@ -126,7 +133,7 @@ def test_a_failed_cache_write_names_the_option(tmp_path, monkeypatch):
     assert str(folder / "s0.npz") in str(info.value)
 
 
-def test_an_explicit_cache_dir_that_cannot_be_made_is_a_clear_error(tmp_path):
+def test_an_explicit_cache_dir_that_cannot_be_made_is_a_clear_error(tmp_path, write_shards):
     # A path below a regular file cannot be created, not even by root.
     folder = write_shards(tmp_path / "d")
     blocker = tmp_path / "a_file"
@@ -135,7 +142,9 @@ def test_an_explicit_cache_dir_that_cannot_be_made_is_a_clear_error(tmp_path):
         ShardStore(folder, cache_dir=blocker / "sub")
 
 
-def test_config_and_convert_command(tmp_path, read_only, user_cache, capsys):
+def test_config_and_convert_command(
+    tmp_path, read_only, user_cache, capsys, compose_config, write_shards
+):
     cfg = compose_config(["data=npz_dir", "data.path=/x"])
     assert cfg.data.convert_cache is None
     folder = read_only(write_shards(tmp_path / "d"))

@@ -4,24 +4,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from forgetbench.data.shards import ShardFormatError
+from forgetbench.data.errors import ShardFormatError
 from forgetbench.data.store import ShardStore
 
 
-def write_shards(folder, sizes=(5, 7, 3), dim=4, seed=0, override=None):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for k, n in enumerate(sizes):
-        arrays = {
-            "array1": rng.normal(size=(n, dim)).astype(np.float32),
-            "array2": rng.integers(0, 3, size=n),
-        }
-        arrays.update((override or {}).get(k, {}))
-        np.savez(folder / f"s{k}.npz", **arrays)
-    return folder
-
-
-def test_npz_members_converted_once_to_memory_mapped_npy(tmp_path):
+def test_npz_members_converted_once_to_memory_mapped_npy(tmp_path, write_shards):
     folder = write_shards(tmp_path / "d")
     store = ShardStore(folder)
     assert store.names == ["s0", "s1", "s2"]
@@ -37,7 +24,7 @@ def test_npz_members_converted_once_to_memory_mapped_npy(tmp_path):
     assert cached.stat().st_mtime_ns == mtime, "cache was rebuilt although the source is unchanged"
 
 
-def test_cache_invalidated_by_a_copy_that_keeps_size_and_mtime(tmp_path):
+def test_cache_invalidated_by_a_copy_that_keeps_size_and_mtime(tmp_path, write_shards):
     folder = write_shards(tmp_path / "d")
     ShardStore(folder)
     old = (folder / "s0.npz").stat()
@@ -50,7 +37,7 @@ def test_cache_invalidated_by_a_copy_that_keeps_size_and_mtime(tmp_path):
     np.testing.assert_array_equal(store.labels[0], np.ones(5))
 
 
-def test_damaged_converted_member_is_converted_again(tmp_path, caplog):
+def test_damaged_converted_member_is_converted_again(tmp_path, caplog, write_shards):
     folder = write_shards(tmp_path / "d")
     ShardStore(folder)
     member = folder / ".forgetbench_cache" / "s1.array1.npy"
@@ -61,7 +48,7 @@ def test_damaged_converted_member_is_converted_again(tmp_path, caplog):
     assert "damaged" in caplog.text and "s1.npz" in caplog.text
 
 
-def test_cache_invalidated_when_source_changes(tmp_path):
+def test_cache_invalidated_when_source_changes(tmp_path, write_shards):
     folder = write_shards(tmp_path / "d")
     ShardStore(folder)
     new = np.full((9, 4), 2.5, np.float32)
@@ -73,7 +60,7 @@ def test_cache_invalidated_when_source_changes(tmp_path):
     np.testing.assert_array_equal(store.features[0], new)
 
 
-def test_gather_across_shards_matches_concatenation(tmp_path):
+def test_gather_across_shards_matches_concatenation(tmp_path, write_shards):
     store = ShardStore(write_shards(tmp_path / "d"))
     x_all, y_all = store.load_all()
     idx = np.array([0, 4, 5, 11, 12, 14])
@@ -122,13 +109,13 @@ def test_npy_pairs_and_custom_keys_and_order(tmp_path):
         ),
     ],
 )
-def test_validation_errors_name_file_and_expectation(tmp_path, override, match):
+def test_validation_errors_name_file_and_expectation(tmp_path, override, match, write_shards):
     folder = write_shards(tmp_path / "d", override=override)
     with pytest.raises(ShardFormatError, match=match):
         ShardStore(folder)
 
 
-def test_nonfinite_allowed_when_asked(tmp_path):
+def test_nonfinite_allowed_when_asked(tmp_path, write_shards):
     folder = write_shards(
         tmp_path / "d", override={1: {"array1": np.full((7, 4), np.inf, np.float32)}}
     )
@@ -143,7 +130,7 @@ def test_missing_key(tmp_path):
         ShardStore(folder)
 
 
-def test_corrupt_and_truncated_files(tmp_path):
+def test_corrupt_and_truncated_files(tmp_path, write_shards):
     folder = write_shards(tmp_path / "d")
     data = (folder / "s1.npz").read_bytes()
     (folder / "s1.npz").write_bytes(data[: len(data) // 2])
@@ -163,7 +150,7 @@ def test_empty_or_missing_folder(tmp_path):
         ShardStore(tmp_path / "nope")
 
 
-def test_unknown_shard_in_order(tmp_path):
+def test_unknown_shard_in_order(tmp_path, write_shards):
     with pytest.raises(ShardFormatError, match=r"\['zz'\]"):
         ShardStore(write_shards(tmp_path / "d"), order=["s0", "zz"])
 
@@ -175,12 +162,12 @@ def test_unknown_shard_in_order(tmp_path):
         (["s0", "s1", "s0"], r"expected each shard at most once. Received \['s0'\]"),
     ],
 )
-def test_order_must_be_a_list_of_distinct_names(tmp_path, order, match):
+def test_order_must_be_a_list_of_distinct_names(tmp_path, order, match, write_shards):
     with pytest.raises(ShardFormatError, match=match):
         ShardStore(write_shards(tmp_path / "d"), order=order)
 
 
-def test_files_that_are_not_shards_are_named(tmp_path):
+def test_files_that_are_not_shards_are_named(tmp_path, write_shards):
     folder = write_shards(tmp_path / "d", sizes=(5,))
     np.save(folder / "plain.npy", np.zeros(3))
     (folder / "UPPER.NPZ").write_bytes((folder / "s0.npz").read_bytes())
@@ -196,7 +183,7 @@ def test_files_that_are_not_shards_are_named(tmp_path):
         ShardStore(folder, feature_key="k", label_key="k")
 
 
-def test_gather_any_order_into_out_arrays(tmp_path):
+def test_gather_any_order_into_out_arrays(tmp_path, write_shards):
     store = ShardStore(write_shards(tmp_path / "d"))
     x_all, y_all = store.load_all()
     rng = np.random.default_rng(0)

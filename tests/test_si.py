@@ -10,8 +10,8 @@ from forgetbench.run import build_trainer
 from forgetbench.strategies.base import Phase
 from forgetbench.strategies.si import SI, consolidate
 from forgetbench.train.engine import Engine
-from test_extension_points import LR, N, assert_close, engine, feed_with_column, make_data
-from test_extension_points import reference_step as data_step
+from logreg_steps import LR, N, assert_close, engine, feed_with_column, make_data
+from logreg_steps import reference_step as data_step
 
 pytestmark = pytest.mark.usefixtures("keras_session")
 PHASE = Phase(index=0, train_shard=0, feed=None)

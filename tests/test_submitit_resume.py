@@ -9,14 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import TINY
-
 BIN = Path(sys.executable).parent
 TESTS = Path(__file__).parent
 SWEEP = ["strategy=sequential,replay", "output.run_figure=false", "checkpoint.min_interval_s=0"]
 
 
-def sweep(tmp_path: Path, folder: str, *extra: str) -> subprocess.CompletedProcess:
+def sweep(tmp_path: Path, tiny: list[str], folder: str, *extra: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
@@ -25,7 +23,7 @@ def sweep(tmp_path: Path, folder: str, *extra: str) -> subprocess.CompletedProce
         str(BIN / "forgetbench"),
         "-m",
         *SWEEP,
-        *TINY,
+        *tiny,
         f"paths.data_cache={tmp_path / 'data'}",
         f"hydra.sweep.dir={tmp_path / folder}",
         *extra,
@@ -34,10 +32,13 @@ def sweep(tmp_path: Path, folder: str, *extra: str) -> subprocess.CompletedProce
 
 
 @pytest.mark.slow
-def test_submitit_local_sweep_with_a_requeued_job_equals_the_basic_launcher(tmp_path):
+def test_submitit_local_sweep_with_a_requeued_job_equals_the_basic_launcher(
+    tmp_path, tiny_overrides
+):
     marker = tmp_path / "signalled"
     done = sweep(
         tmp_path,
+        tiny_overrides,
         "submitit",
         "hydra/launcher=submitit_local",
         "+hydra.callbacks.preempt._target_=conftest.PreemptAfterFirstCheckpoint",
@@ -48,7 +49,7 @@ def test_submitit_local_sweep_with_a_requeued_job_equals_the_basic_launcher(tmp_
     assert marker.exists()  # the replay job was sent SIGUSR2 after its first checkpoint
     logs = "\n".join(p.read_text() for p in (tmp_path / "submitit" / ".submitit").rglob("*_log.*"))
     assert "Caught signal SIGUSR2" in logs and "Requeued job" in logs
-    basic = sweep(tmp_path, "basic")
+    basic = sweep(tmp_path, tiny_overrides, "basic")
     assert basic.returncode == 0, basic.stderr[-3000:]
     for job in ("strategy=sequential", "strategy=replay"):
         (mine,) = (tmp_path / "submitit").glob(f"*{job},*")

@@ -15,7 +15,6 @@ from forgetbench.data.store import ShardStore
 from forgetbench.data_cli import main
 from forgetbench.results.io import write_json
 from forgetbench.tempfiles import create_file, is_stale, temporary_folder
-from test_shards import write_shards
 
 KILLED_WRITER = """
 import os, signal, sys
@@ -50,7 +49,7 @@ def umask_002():
     os.umask(previous)
 
 
-def test_files_and_folders_take_the_umask(tmp_path, umask_002):
+def test_files_and_folders_take_the_umask(tmp_path, umask_002, write_shards):
     folder = write_shards(tmp_path / "d")
     os.chmod(folder, 0o775)
     store = ShardStore(folder)
@@ -65,7 +64,7 @@ def test_files_and_folders_take_the_umask(tmp_path, umask_002):
     assert store.num_shards == 3
 
 
-def test_stale_conversion_temporary_removed_live_one_kept(tmp_path):
+def test_stale_conversion_temporary_removed_live_one_kept(tmp_path, write_shards):
     folder = write_shards(tmp_path / "d")
     cache = folder / ".forgetbench_cache"
     cache.mkdir()
@@ -79,7 +78,7 @@ def test_stale_conversion_temporary_removed_live_one_kept(tmp_path):
     assert is_stale(live)
 
 
-def test_stale_carve_folder_removed_live_one_kept(tmp_path):
+def test_stale_carve_folder_removed_live_one_kept(tmp_path, write_shards):
     folder = write_shards(tmp_path / "d")
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -97,7 +96,7 @@ def test_young_temporaries_are_not_stale(tmp_path):
     assert not is_stale(path) and is_stale(path, grace=0)
 
 
-def test_cache_list_and_clean(tmp_path, capsys, monkeypatch):
+def test_cache_list_and_clean(tmp_path, capsys, monkeypatch, write_shards):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     cache = tmp_path / "cache"
     monkeypatch.setenv("FORGETBENCH_DATA_CACHE", str(cache))

@@ -20,20 +20,15 @@ from pathlib import Path
 import pandas as pd
 
 from forgetbench.data import caches
+from forgetbench.data.cache_location import resolve_cache
 from forgetbench.data.dataset import ShardDataset, check_labels_below
+from forgetbench.data.discovery import discover_shards
 from forgetbench.data.diskspace import size_text
+from forgetbench.data.errors import DiskFullError, ShardCacheError, ShardFormatError
 from forgetbench.data.labels import MODES
 from forgetbench.data.npz_dir import heldout_count, open_heldout_dir
-from forgetbench.data.shards import (
-    DiskFullError,
-    ShardCacheError,
-    ShardFiles,
-    ShardFormatError,
-    check_consistent,
-    discover_shards,
-    prepare_shards,
-    resolve_cache,
-)
+from forgetbench.data.shard_cache import prepare_shards
+from forgetbench.data.shard_checks import ShardFiles, check_consistent
 from forgetbench.data.store import ShardStore
 
 SHOWN_CLASSES = 10

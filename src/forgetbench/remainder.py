@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from forgetbench.config_check import CONF
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class RemainderPolicy:
         """
         expected = NAMED_POLICIES.get(self.name)
         defaults = expected or NAMED_POLICIES["weighted"]
-        for field, default in zip(("keep_partial", "pad_partial", "exact"), defaults, strict=True):
+        for field, default in zip(SETTINGS, defaults, strict=True):
             if getattr(self, field) is None:
                 object.__setattr__(self, field, default)
         settings = (self.keep_partial, self.pad_partial, self.exact)
@@ -58,10 +63,19 @@ class RemainderPolicy:
         return num_samples // batch_size * batch_size
 
 
-# The named policies' settings: (keep_partial, pad_partial, exact).
-NAMED_POLICIES = {
-    "drop": (False, False, True),
-    "pad": (True, True, True),
-    "weighted": (True, False, True),
-    "naive": (True, False, False),
-}
+SETTINGS = ("keep_partial", "pad_partial", "exact")
+
+
+def named_policies(folder: Path = CONF / "remainder") -> dict[str, tuple[bool, bool, bool]]:
+    """The named policies' settings, ``{name: (keep_partial, pad_partial, exact)}``.
+
+    Read from their configs (``conf/remainder/NAME.yaml``), where they are defined.
+    """
+    policies = {}
+    for path in sorted(folder.glob("*.yaml")):
+        config = OmegaConf.load(path)
+        policies[config.name] = tuple(bool(config[key]) for key in SETTINGS)
+    return policies
+
+
+NAMED_POLICIES = named_policies()

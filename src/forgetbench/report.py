@@ -18,11 +18,12 @@ from forgetbench.plots.heatmap import plot_accuracy_matrices
 from forgetbench.plots.onset import plot_onsets
 from forgetbench.plots.style import save_figure
 from forgetbench.results import aggregate
-from forgetbench.results.aggregate import STRATEGY_ORDER, mean_ci
+from forgetbench.results.aggregate import mean_ci
 from forgetbench.results.io import CURVES, SUMMARY, write_with
 from forgetbench.results.run_files import read_summary
 from forgetbench.results.tables import latex, markdown
 from forgetbench.run_folder import config_differences, setting_digest
+from forgetbench.strategies.catalog import strategy_rank
 from forgetbench.sweep import count_jobs
 
 __all__ = ["latex", "load_tables", "make_figures", "markdown", "mean_ci", "report", "summary_table"]
@@ -316,10 +317,9 @@ def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.
     runs, summaries, complete = distinct_runs(*runs_table(complete), complete)
     warn_mixed_settings(runs, summaries)
     warn_mixed_data(runs)
-    rank = {name: i for i, name in enumerate(STRATEGY_ORDER)}
     order = sorted(
         range(len(runs)),
-        key=lambda i: (rank.get(runs.strategy[i], len(rank)), runs.strategy[i], runs.seed[i]),
+        key=lambda i: (strategy_rank(runs.strategy[i]), runs.strategy[i], runs.seed[i]),
     )
     runs = runs.iloc[order].reset_index(drop=True)
     complete = [complete[i] for i in order]

@@ -13,15 +13,23 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.config_check import ConfigError, prepare
 from forgetbench.data.fingerprint import fingerprint
-from forgetbench.eval.evaluator import Evaluator, task_classes
+from forgetbench.eval.evaluator import SCENARIOS, Evaluator, task_classes
 from forgetbench.eval.groups import config_groups, group_spans
 from forgetbench.eval.summary import summarise
 from forgetbench.memory import PeakMemory, peak_rss_mb
+from forgetbench.options import (
+    Rule,
+    integer_at_least,
+    invalid_message,
+    number_where,
+    one_of,
+    or_null,
+)
 from forgetbench.results.io import (
     CURVES,
     INTERRUPTED,
@@ -45,44 +53,40 @@ from forgetbench.strategies.base import sequential_boundaries
 from forgetbench.tracking import make_tracker
 from forgetbench.train.engine import Engine
 from forgetbench.train.engines import cached_engine, engine_for
-from forgetbench.train.models import INITS
+from forgetbench.train.networks import INIT_RULE
 from forgetbench.train.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 
-def _number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _at_least(minimum):
-    return lambda v: _number(v) and int(v) == v and v >= minimum
-
-
-def _number_where(predicate):
-    return lambda v: _number(v) and predicate(v)
-
-
-def _or_null(check):
-    return lambda v: v is None or check(v)
-
-
-# (key, check, what is allowed, whether the key exists only in some config groups)
-RULES = [
-    ("train.batch_size", _at_least(1), "an integer >= 1", False),
-    ("train.epochs", _at_least(0), "an integer >= 0", False),
-    ("train.accumulation_steps", _at_least(1), "an integer >= 1", False),
-    ("train.steps_per_call", _or_null(_at_least(1)), "an integer >= 1, or null", False),
-    ("eval.every_samples", _at_least(1), "an integer >= 1", False),
-    ("eval.onset_delta", _number_where(lambda v: v >= 0), "a number >= 0", False),
-    ("eval.onset_patience", _at_least(0), "an integer >= 0", False),
-    ("data.heldout_fraction", _number_where(lambda v: 0 < v < 1), "a number in (0, 1)", True),
-    ("data.num_classes", _or_null(_at_least(1)), "an integer >= 1, or null", True),
-    ("model.init", lambda v: v in INITS, f"one of {list(INITS)}", True),
-    ("strategy.plugins.replay.capacity", _at_least(0), "an integer >= 0", True),
-    ("strategy.plugins.ewc.lam", _number_where(lambda v: v >= 0), "a number >= 0", True),
-]
+# key: (rule, whether the key exists only in some config groups); plugins' own rules are
+# their ``options`` (checked under strategy.plugins.NAME.KEY)
+RULES = {
+    "train.batch_size": (integer_at_least(1), False),
+    "train.epochs": (integer_at_least(0), False),
+    "train.accumulation_steps": (integer_at_least(1), False),
+    "train.steps_per_call": (or_null(integer_at_least(1)), False),
+    "eval.every_samples": (integer_at_least(1), False),
+    "eval.onset_delta": (number_where(lambda v: v >= 0, "a number >= 0"), False),
+    "eval.onset_patience": (integer_at_least(0), False),
+    "eval.scenario": (one_of(SCENARIOS), False),
+    "data.heldout_fraction": (number_where(lambda v: 0 < v < 1, "a number in (0, 1)"), True),
+    "data.num_classes": (or_null(integer_at_least(1)), True),
+    "model.init": (INIT_RULE, True),
+}
 _ABSENT = object()
+
+
+def plugin_rules(cfg: DictConfig) -> dict[str, Rule]:
+    """``{strategy.plugins.NAME.KEY: rule}`` from the ``options`` of each configured plugin."""
+    rules = {}
+    for name, plugin in (OmegaConf.select(cfg, "strategy.plugins") or {}).items():
+        try:
+            options = get_class(plugin["_target_"]).options
+        except Exception:  # no such class: instantiating the strategy names the problem
+            continue
+        rules.update({f"strategy.plugins.{name}.{key}": rule for key, rule in options.items()})
+    return rules
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -91,13 +95,13 @@ def validate_config(cfg: DictConfig) -> None:
     Raises:
         ValueError: ``Invalid config value KEY=VALUE. Expected ALLOWED.``
     """
-    for key, ok, allowed, optional in RULES:
+    rules = {**RULES, **{key: (rule, True) for key, rule in plugin_rules(cfg).items()}}
+    for key, (rule, optional) in rules.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if optional and value is _ABSENT:
             continue
-        if not ok(value):
-            shown = "(missing)" if value is _ABSENT else repr(value)
-            raise ConfigError(f"Invalid config value {key}={shown}. Expected {allowed}.")
+        if not rule(value):
+            raise ConfigError(invalid_message(key, value, rule, missing=value is _ABSENT))
 
 
 def run_id(cfg: DictConfig, strategy: str, dataset: str, remainder: str) -> str:

@@ -29,6 +29,10 @@ from forgetbench.results.run_files import read_summary
 from forgetbench.sweep import SETTINGS_ONLY
 
 LOCK = ".lock"
+# Model builders' modules as runs recorded them before a rename: {current prefix: former}.
+# Digests use the former names, so run ids and finished runs stay as they were; differences
+# are listed under the current names.
+RENAMED_TARGETS = {"forgetbench.train.networks.": "forgetbench.train.models."}
 log = logging.getLogger(__name__)
 
 
@@ -88,9 +92,20 @@ def comparable_config(resolved: dict) -> dict:
     return config
 
 
+def renamed_targets(config: dict, renames: dict[str, str]) -> dict:
+    """``config`` with its model's ``_target_`` prefix renamed by ``renames`` (a copy if so)."""
+    model = config.get("model")
+    target = model.get("_target_") if isinstance(model, dict) else None
+    for old, new in renames.items():
+        if isinstance(target, str) and target.startswith(old):
+            return {**config, "model": {**model, "_target_": new + target[len(old) :]}}
+    return config
+
+
 def config_digest(resolved: dict) -> str:
     """8 hex digits identifying what a resolved config runs (the end of a run id)."""
-    text = json.dumps(comparable_config(resolved), sort_keys=True)
+    recorded = renamed_targets(comparable_config(resolved), RENAMED_TARGETS)
+    text = json.dumps(recorded, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -122,7 +137,8 @@ def config_differences(
     def shown(values: dict, key: str) -> str:
         return repr(values[key]) if key in values else "(absent)"
 
-    a, b = flat(comparable_config(old)), flat(comparable_config(new))
+    current = {former: now for now, former in RENAMED_TARGETS.items()}
+    a, b = (flat(renamed_targets(comparable_config(c), current)) for c in (old, new))
     keys = sorted(k for k in a.keys() | b.keys() if k not in ignore and shown(a, k) != shown(b, k))
     return [f"{k}: {shown(a, k)} -> {shown(b, k)}" for k in keys[:limit]]
 

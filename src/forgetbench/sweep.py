@@ -20,7 +20,7 @@ from forgetbench.results.io import SUMMARY, write_with
 
 ERROR = "error.txt"
 # Config keys that say where files go or how much is printed, not what is computed: left out of
-# sweep folder names and of run ids (conf/config.yaml's hydra exclude_keys lists them too).
+# sweep folder names, of run ids and of Hydra's override_dirname (``forgetbench.settings_keys``).
 SETTINGS_ONLY = (
     "paths",
     "train.verbose",
@@ -30,6 +30,7 @@ SETTINGS_ONLY = (
     "data.convert_cache",
     "checkpoint",
     "logger",
+    "strategy.order",
 )
 MAX_NAME = 120
 
@@ -80,7 +81,17 @@ def job_dirname(overrides) -> str:
     return ",".join(sorted(_named(str(o)) for o in overrides if not _settings_only(str(o))))
 
 
+def settings_keys(overrides) -> list[str]:
+    """The keys of ``overrides`` that are Hydra's own or ``SETTINGS_ONLY`` (sorted).
+
+    Registered as the resolver ``forgetbench.settings_keys``: Hydra's ``override_dirname``
+    leaves them out (``exclude_keys`` in ``conf/config.yaml``), as :func:`job_dirname` does.
+    """
+    return sorted({str(o).partition("=")[0] for o in overrides if _settings_only(str(o))})
+
+
 OmegaConf.register_new_resolver("forgetbench.dirname", job_dirname, replace=True)
+OmegaConf.register_new_resolver("forgetbench.settings_keys", settings_keys, replace=True)
 
 
 def expand_home(argv: list[str]) -> list[str]:

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from forgetbench.data.cache import TEMP_PREFIX
-from forgetbench.data.shards import CACHE_FOLDER, user_cache_root
+from forgetbench.data.cache_location import CACHE_FOLDER, user_cache_root
+from forgetbench.data.generated import TEMP_PREFIX
 from forgetbench.tempfiles import is_stale, stale_temporaries, tree_size
 
 DEFAULT_DATA_CACHE = ".cache/data"  # conf/config.yaml's paths.data_cache

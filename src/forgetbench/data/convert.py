@@ -24,7 +24,7 @@ CACHE_OPTION = "data.convert_cache (forgetbench-data: --convert-cache)"
 DISK_FIX = f"Free some space there, or set {CACHE_OPTION} to a folder on a larger disk."
 COPY_BYTES = 16 * 2**20
 
-log = logging.getLogger("forgetbench.data.shards")
+log = logging.getLogger(__name__)
 
 
 def copy_npz_member(src: Path, key: str, dest: Path) -> str:

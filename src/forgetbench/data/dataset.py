@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from forgetbench.data.shards import ShardFormatError
+from forgetbench.data.errors import ShardFormatError
 from forgetbench.data.store import ShardStore
 
 

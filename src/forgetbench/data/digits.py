@@ -17,8 +17,8 @@ import numpy as np
 from scipy import ndimage
 from sklearn.datasets import load_digits
 
-from forgetbench.data.cache import cached_folder, open_cached
 from forgetbench.data.dataset import ShardDataset
+from forgetbench.data.generated import cached_folder, open_cached
 from forgetbench.data.scenarios import (
     class_groups,
     write_class_incremental,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from forgetbench.data.limits import ensure_open_files
-from forgetbench.data.shards import open_npy
+from forgetbench.data.shard_checks import open_npy
 
 MAX_OPEN_SHARDS = 16  # per store and member: at most this many shard files mapped at once
 

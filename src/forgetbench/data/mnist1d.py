@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from mnist1d.data import get_dataset_args, make_dataset
 
-from forgetbench.data.cache import cached_folder, open_cached
 from forgetbench.data.dataset import ShardDataset
+from forgetbench.data.generated import cached_folder, open_cached
 from forgetbench.data.scenarios import class_groups, write_class_incremental
 
 NUM_CLASSES = 10

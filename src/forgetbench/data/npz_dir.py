@@ -17,15 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from forgetbench.data import diskspace
-from forgetbench.data.cache import FEATURE_KEY, LABEL_KEY, cached_folder
 from forgetbench.data.dataset import ShardDataset, check_labels_below
-from forgetbench.data.shards import (
-    ShardFormatError,
-    chunk_rows,
-    discover_shards,
-    source_files,
-    source_stamp,
-)
+from forgetbench.data.discovery import discover_shards
+from forgetbench.data.errors import ShardFormatError
+from forgetbench.data.generated import FEATURE_KEY, LABEL_KEY, cached_folder
+from forgetbench.data.shard_cache import source_stamp
+from forgetbench.data.shard_checks import chunk_rows, source_files
 from forgetbench.data.store import ShardStore
 
 SPLITS = ("train", "heldout")

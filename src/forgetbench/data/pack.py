@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forgetbench.data.shards import ShardFiles, chunk_rows, open_npy, source_stamp
+from forgetbench.data.shard_cache import source_stamp
+from forgetbench.data.shard_checks import ShardFiles, chunk_rows, open_npy
 from forgetbench.results.io import atomic_path
 
 PACK_VERSION = 1

@@ -35,10 +35,10 @@ def epoch_seed(seed: int, phase: int, epoch: int) -> list[int]:
 
 
 @functools.lru_cache(maxsize=64)
-def epoch_keys(seed: int, phase: int, epoch: int, streams: int) -> np.ndarray:
-    """Keys of one epoch: ``ROUNDS`` Feistel keys and one jitter key per stream (read-only)."""
+def epoch_keys(seed: int, phase: int, epoch: int, sequences: int) -> np.ndarray:
+    """Keys of one epoch: ``ROUNDS`` Feistel keys and one jitter key per sequence (read-only)."""
     rng = np.random.default_rng(epoch_seed(seed, phase, epoch))
-    keys = rng.bit_generator.random_raw((int(streams), ROUNDS + 1)).astype(np.uint64)
+    keys = rng.bit_generator.random_raw((int(sequences), ROUNDS + 1)).astype(np.uint64)
     keys.flags.writeable = False
     return keys
 
@@ -51,14 +51,16 @@ def _mix(x: np.ndarray, key: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return z >> shift
 
 
-def jitter(keys: np.ndarray, stream: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """Uniform numbers in ``[0, 1)``, one per (stream, rank), from the streams' jitter keys."""
-    bits = _mix(rank.astype(np.uint64), keys[stream, ROUNDS], np.uint64(11))
+def jitter(keys: np.ndarray, sequence: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Uniform numbers in ``[0, 1)``, one per (sequence, rank), from the sequences' jitter keys."""
+    bits = _mix(rank.astype(np.uint64), keys[sequence, ROUNDS], np.uint64(11))
     return bits.astype(np.float64) * 2.0**-53
 
 
 class Permutations:
-    """Keyed pseudo-random permutations of ``range(n_k)``, one per stream ``k``, by element.
+    """Keyed pseudo-random permutations of ``range(n_k)``, one per sequence ``k``, by element.
+
+    A sequence is one shard's samples (cross-shard order), or all the plan's samples.
 
     A Feistel network on the ``m`` bits of ``n_k - 1`` (halves of ``ceil(m / 2)`` and
     ``floor(m / 2)`` bits that trade places every round; ``2 ** m < 2 * n_k``, so fewer than two
@@ -68,7 +70,7 @@ class Permutations:
     finaliser.
 
     Args:
-        sizes: ``n_k`` of each stream.
+        sizes: ``n_k`` of each sequence.
     """
 
     def __init__(self, sizes: np.ndarray):
@@ -80,29 +82,29 @@ class Permutations:
         # Halves of one or two bits mix pairs poorly: small domains get two equal halves.
         self.low = np.where(bits < BALANCED_BELOW_BITS, self.high, bits - self.high)
 
-    def __call__(self, keys: np.ndarray, stream: np.ndarray, rank: np.ndarray) -> np.ndarray:
-        """Position ``rank`` of stream ``stream`` under the permutations keyed by ``keys``.
+    def __call__(self, keys: np.ndarray, sequence: np.ndarray, rank: np.ndarray) -> np.ndarray:
+        """Position ``rank`` of sequence ``sequence`` under the permutations keyed by ``keys``.
 
         Args:
-            keys: ``epoch_keys`` rows, one per stream.
-            stream: Stream of each element (int array).
-            rank: Rank of each element within its stream, in ``range(n_stream)``.
+            keys: ``epoch_keys`` rows, one per sequence.
+            sequence: Sequence of each element (int array).
+            rank: Rank of each element within its sequence, in ``range(n_sequence)``.
 
         Returns:
-            The permuted ranks (int64), a bijection of ``range(n_k)`` for each stream.
+            The permuted ranks (int64), a bijection of ``range(n_k)`` for each sequence.
         """
-        stream = np.asarray(stream, dtype=np.int64)
-        out = self._encrypt(np.asarray(rank, dtype=np.uint64), keys, stream)
-        limit = self.sizes[stream].astype(np.uint64)
+        sequence = np.asarray(sequence, dtype=np.int64)
+        out = self._encrypt(np.asarray(rank, dtype=np.uint64), keys, sequence)
+        limit = self.sizes[sequence].astype(np.uint64)
         todo = np.flatnonzero(out >= limit)
         while todo.size:
-            out[todo] = self._encrypt(out[todo], keys, stream[todo])
+            out[todo] = self._encrypt(out[todo], keys, sequence[todo])
             todo = todo[out[todo] >= limit[todo]]
         return out.astype(np.int64)
 
-    def _encrypt(self, x: np.ndarray, keys: np.ndarray, stream: np.ndarray) -> np.ndarray:
-        round_keys = keys[stream]  # (elements, ROUNDS + 1)
-        width_left, width_right = self.high[stream], self.low[stream]
+    def _encrypt(self, x: np.ndarray, keys: np.ndarray, sequence: np.ndarray) -> np.ndarray:
+        round_keys = keys[sequence]  # (elements, ROUNDS + 1)
+        width_left, width_right = self.high[sequence], self.low[sequence]
         left, right = x >> width_right, x & ((_ONE << width_right) - _ONE)
         for r in range(ROUNDS):  # ROUNDS is even: the halves end where they started
             z = right ^ round_keys[:, r]

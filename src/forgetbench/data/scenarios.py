@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from forgetbench.data.cache import write_shard
+from forgetbench.data.generated import write_shard
 
 
 def class_groups(

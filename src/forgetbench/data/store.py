@@ -8,17 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from forgetbench.data.cache_location import resolve_cache
+from forgetbench.data.discovery import discover_shards
+from forgetbench.data.errors import ShardFormatError
 from forgetbench.data.limits import ensure_open_files
 from forgetbench.data.maps import MAX_OPEN_SHARDS, ShardMaps
 from forgetbench.data.pack import open_pack
-from forgetbench.data.shards import (
-    ShardFiles,
-    ShardFormatError,
-    check_consistent,
-    discover_shards,
-    prepare_shards,
-    resolve_cache,
-)
+from forgetbench.data.shard_cache import prepare_shards
+from forgetbench.data.shard_checks import ShardFiles, check_consistent
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +39,7 @@ class ShardStore:
         cache_root: Without ``cache_dir``: a root folder under which this folder's cache is
             ``<folder name>-<hash of its absolute path>``; ``None``: ``folder/.forgetbench_cache``
             when writable (or already up to date), else the per-user cache
-            (:func:`forgetbench.data.shards.resolve_cache`).
+            (:func:`forgetbench.data.cache_location.resolve_cache`).
         allow_nonfinite: Accept NaN or infinite features instead of raising.
         max_open: Shard files of each member mapped at once at most.
         labels: How labels are read (``data.labels``: ``index``, ``onehot``, ``argmax``; see

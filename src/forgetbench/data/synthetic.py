@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from forgetbench.data.cache import cached_folder, open_cached, write_shard
 from forgetbench.data.dataset import ShardDataset
+from forgetbench.data.generated import cached_folder, open_cached, write_shard
 
 
 def shard_sizes(num_shards: int, samples_per_shard: int, size_jitter: float, rng) -> np.ndarray:
@@ -98,7 +98,7 @@ def build_synthetic(
     """Builds (or reuses from the cache) the drifting synthetic shards.
 
     The files are cached under ``cache_dir`` in a folder named by a hash of the parameters
-    (:func:`forgetbench.data.cache.cached_folder`).
+    (:func:`forgetbench.data.generated.cached_folder`).
 
     Args:
         cache_dir: Root folder of the data cache.

@@ -10,20 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-STRATEGY_ORDER = [
-    "sequential",
-    "replay",
-    "ewc",
-    "si",
-    "lwf",
-    "agem",
-    "der",
-    "derpp",
-    "gdumb",
-    "pnn",
-    "cross_shard",
-    "joint",
-]
+from forgetbench.strategies.catalog import strategy_rank
 
 
 def mean_ci(values: pd.Series) -> tuple[float, float]:
@@ -37,10 +24,9 @@ def mean_ci(values: pd.Series) -> tuple[float, float]:
 
 
 def order_strategies(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows sorted by the usual strategy order (others last, stable otherwise)."""
-    rank = {name: i for i, name in enumerate(STRATEGY_ORDER)}
+    """Rows sorted by the strategies' ``order`` (others last, stable otherwise)."""
     return table.sort_values(
-        "strategy", key=lambda s: s.map(rank).fillna(len(rank)), kind="stable", ignore_index=True
+        "strategy", key=lambda s: s.map(strategy_rank), kind="stable", ignore_index=True
     )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from forgetbench.context import PluginContext
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.feed import Feed
+from forgetbench.options import Rule
 from forgetbench.plain_state import plain_state, restore_plain_state
 from forgetbench.remainder import RemainderPolicy
 
@@ -37,7 +39,14 @@ class Plugin:
     Hooks receive the run's :class:`~forgetbench.context.PluginContext` (network, optimizer,
     phase, seed streams, memories, and the extension points of the train step). Plugins
     compose: a strategy runs every plugin's hook in the order given.
+
+    Attributes:
+        options: ``{option: Rule}``, what the plugin's constructor options allow; checked
+            before any work (``Invalid config value strategy.plugins.NAME.OPTION=...``), and
+            by the constructor itself.
     """
+
+    options: ClassVar[dict[str, Rule]] = {}
 
     def setup(self, ctx: PluginContext) -> None:
         """Called once before training, before the train step is traced.
@@ -81,14 +90,22 @@ class Strategy:
     Args:
         name: Strategy name in results (the subclass's default when ``None``).
         plugins: Named plugins, run in order at each hook.
+        order: Position in reports (``conf/strategy/*.yaml``; :mod:`forgetbench.strategies.catalog`
+            reads it there); kept, unused by the run.
     """
 
     name = "base"
 
-    def __init__(self, name: str | None = None, plugins: dict[str, Plugin] | None = None) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        plugins: dict[str, Plugin] | None = None,
+        order: float | None = None,
+    ) -> None:
         if name is not None:
             self.name = name
         self.plugins = dict(plugins or {})
+        self.order = order
 
     def phases(
         self, dataset: ShardDataset, *, seed: int, batch_size: int, policy: RemainderPolicy

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from forgetbench.options import number_where
 from forgetbench.strategies.base import Phase, Plugin
 
 FISHER_VARIANTS = ("empirical", "exact")
@@ -132,6 +133,8 @@ class EWC(Plugin):
         gamma: Decay of the online Fisher (``online`` only).
     """
 
+    options = {"lam": number_where(lambda v: v >= 0, "a number >= 0")}
+
     def __init__(
         self,
         lam: float = 100.0,
@@ -141,7 +144,12 @@ class EWC(Plugin):
         mode: str = "separate",
         gamma: float = 1.0,
     ) -> None:
-        if lam < 0 or fisher not in FISHER_VARIANTS or mode not in MODES or fisher_samples < 1:
+        if (
+            not self.options["lam"](lam)
+            or fisher not in FISHER_VARIANTS
+            or mode not in MODES
+            or fisher_samples < 1
+        ):
             raise ValueError(
                 f"EWC: expected lam >= 0, fisher in {FISHER_VARIANTS}, mode in {MODES}, "
                 f"fisher_samples >= 1. Received lam={lam!r}, fisher={fisher!r}, "

@@ -42,7 +42,7 @@ from forgetbench.strategies.pnn_columns import (
     lateral_layers,
     new_column,
 )
-from forgetbench.train.models import check_init
+from forgetbench.train.networks import check_init
 
 
 def _flag(name: str, value) -> bool:

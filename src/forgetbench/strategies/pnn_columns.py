@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from forgetbench.train.models import initializers
+from forgetbench.train.networks import initializers
 
 ALPHA_RANGE = (0.0, 0.1)  # initial alphas: "a random small value" (uniform, as Mammoth's)
 

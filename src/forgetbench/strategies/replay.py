@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from forgetbench.batch import X, Y
+from forgetbench.options import integer_at_least
 from forgetbench.strategies.base import Phase, Plugin, value_counts
 from forgetbench.strategies.replay_buffer import ClassBalancedBuffer, ReservoirBuffer
 
@@ -50,6 +51,8 @@ class Replay(Plugin):
         stream_chunk: Samples read at a time when streaming a shard into the buffer.
     """
 
+    options = {"capacity": integer_at_least(0)}
+
     def __init__(
         self,
         capacity: int,
@@ -67,7 +70,7 @@ class Replay(Plugin):
             raise ValueError(
                 f"Replay: expected size >= 0 or ratio >= 0. Received size={size!r}, ratio={ratio!r}"
             )
-        if write not in WRITE_POLICIES or int(capacity) < 0:
+        if write not in WRITE_POLICIES or not self.options["capacity"](capacity):
             raise ValueError(
                 f"Replay: expected write in {sorted(WRITE_POLICIES)} and capacity >= 0. "
                 f"Received write={write!r}, capacity={capacity!r}"

@@ -16,15 +16,16 @@ from collections.abc import Sequence
 
 import keras
 
+from forgetbench.options import invalid_message, one_of
+
 INITS = ("keras", "torch", "he")
+INIT_RULE = one_of(INITS)  # model.init, checked before any work and by every model
 
 
 def check_init(init: str) -> str:
     """Returns ``init`` if it is one of :data:`INITS`, else raises naming the config key."""
-    if init not in INITS:
-        raise ValueError(
-            f"Invalid config value model.init={init!r}. Expected one of {list(INITS)}."
-        )
+    if not INIT_RULE(init):
+        raise ValueError(invalid_message("model.init", init, INIT_RULE))
     return init
 
 

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from forgetbench.train.models import INITS, cnn, logreg, mlp
+from forgetbench.train.networks import INITS, cnn, logreg, mlp
 
 pytestmark = pytest.mark.usefixtures("keras_session")
 
