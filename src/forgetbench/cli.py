@@ -105,6 +105,8 @@ def main(cfg: DictConfig) -> None:
         from forgetbench.run import RunInterrupted, run
         from forgetbench.run_folder import RunInProgressError
 
+    from forgetbench.per_strategy import apply_per_strategy
+
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -112,6 +114,7 @@ def main(cfg: DictConfig) -> None:
     started = time.time()
     try:
         with terminate_raises(RunInterrupted):
+            apply_per_strategy(cfg, hydra_cfg.runtime.choices.get("strategy"))
             summary = run(cfg, out_dir)
     except (KeyboardInterrupt, RunInterrupted) as exc:
         line, status = interrupted_line(out_dir, exc, since=started)

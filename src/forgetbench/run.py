@@ -20,7 +20,7 @@ from forgetbench.config_check import ConfigError, prepare
 from forgetbench.data.fingerprint import fingerprint
 from forgetbench.eval.evaluator import Evaluator, task_classes
 from forgetbench.eval.groups import config_groups, group_spans
-from forgetbench.eval.summary import summarise
+from forgetbench.eval.summary import summarise, test_curves, validation_sizes
 from forgetbench.memory import PeakMemory, peak_rss_mb
 from forgetbench.results.io import (
     CURVES,
@@ -225,6 +225,7 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
             batch_size=int(cfg.eval.batch_size),
             task_classes=task_classes(dataset, cfg.eval.scenario),
             groups=config_groups(cfg, dataset.train.names).of_shard,
+            validation=dataset.validation,
         ),
         epochs=epochs,
         every_samples=int(cfg.eval.every_samples),
@@ -333,6 +334,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "heldout_sizes": dataset.heldout.sizes.tolist(),
                 "group": groups.of_shard.tolist(),
                 "group_name": [groups.names[g] for g in groups.of_shard],
+                **validation_sizes(dataset),
             },
             "data": fingerprint(dataset),
             "timing": {
@@ -392,7 +394,7 @@ def write_run_figure(out_dir: Path, curves: pd.DataFrame, summary: dict) -> None
     from forgetbench.plots.style import save_figure
 
     fig = plot_shard_curves(
-        curves,
+        test_curves(curves),
         phases=pd.DataFrame(summary["phases"]),
         onsets=pd.DataFrame(summary["onset"]) if "onset" in summary else None,
         title=f"{summary['strategy']} on {summary['dataset']} (seed {summary['seed']})",

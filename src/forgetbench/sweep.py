@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.config_check import PATH_KEYS, normal_path
+from forgetbench.per_strategy import job_strategy, not_applying
 from forgetbench.results.io import SUMMARY, write_with
 
 ERROR = "error.txt"
@@ -72,10 +73,18 @@ def job_dirname(overrides) -> str:
     """A job's folder name: its overrides as Hydra's ``override_dirname`` has them, but flat.
 
     Sorted ``key=value`` items joined by ``,``, Hydra's and ``SETTINGS_ONLY`` keys left out,
-    path values made absolute and ``/`` turned into ``-`` (a path value would otherwise nest
+    other strategies' ``per_strategy`` entries left out (:mod:`forgetbench.per_strategy`), path
+    values made absolute and ``/`` turned into ``-`` (a path value would otherwise nest
     folders). Registered as the resolver ``forgetbench.dirname`` for ``conf/config.yaml``.
     """
-    return ",".join(sorted(_named(str(o)) for o in overrides if not _settings_only(str(o))))
+    strategy = job_strategy(overrides)
+    return ",".join(
+        sorted(
+            _named(str(o))
+            for o in overrides
+            if not _settings_only(str(o)) and not not_applying(str(o), strategy)
+        )
+    )
 
 
 OmegaConf.register_new_resolver("forgetbench.dirname", job_dirname, replace=True)
