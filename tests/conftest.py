@@ -196,6 +196,12 @@ def write_fake_run(folder: Path, strategy: str, seed: int, **extra) -> None:
 
 
 @pytest.fixture
+def write_run():
+    """``write_fake_run``: writes a hand-made finished run folder."""
+    return write_fake_run
+
+
+@pytest.fixture
 def fake_sweep(tmp_path):
     """A sweep folder of hand-made runs: sequential and joint x seeds 0, 1; one diverged run,
     one unfinished folder. The sequential runs also report ``min_acc``.

@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
+from forgetbench.eval.summary import VALIDATION_PREFIX, test_curves
+from forgetbench.plots.cd import plot_critical_difference
 from forgetbench.plots.compare import FIGURE_METRICS, plot_metric_comparison
 from forgetbench.plots.curves import plot_strategy_panels
 from forgetbench.plots.heatmap import plot_accuracy_matrices
@@ -20,8 +22,9 @@ from forgetbench.plots.style import save_figure
 from forgetbench.results import aggregate
 from forgetbench.results.aggregate import STRATEGY_ORDER, mean_ci
 from forgetbench.results.io import CURVES, SUMMARY, write_with
+from forgetbench.results.paired import paired_table, ranking_table
 from forgetbench.results.run_files import read_summary
-from forgetbench.results.tables import latex, markdown
+from forgetbench.results.tables import latex, markdown, paired_markdown
 from forgetbench.run_folder import config_differences, setting_digest
 from forgetbench.sweep import count_jobs
 
@@ -38,12 +41,34 @@ CONFIG_COLUMNS = {
 }
 # Per-run metrics from summary.json; a key no run has is left out of the tables (older runs
 # lack the later ones). Figures show FIGURE_METRICS only.
-METRICS = ["acc", "forgetting", "bwt", "fwt", "min_acc", "wc_acc", "acc_auc", "forgetting_last"]
+TEST_METRICS = [
+    "acc",
+    "forgetting",
+    "bwt",
+    "fwt",
+    "min_acc",
+    "wc_acc",
+    "acc_auc",
+    "forgetting_last",
+]
+# The same metrics on the validation split (runs with data.validation_fraction > 0), prefixed.
+METRICS = [*TEST_METRICS, *(f"{VALIDATION_PREFIX}{m}" for m in TEST_METRICS)]
 # The data fingerprint of a run that recorded none (written before runs recorded one): such runs
 # average with each other, never with runs of a recorded fingerprint.
 UNRECORDED = "unrecorded"
 # The parquet tables of a report folder, enough to redraw every figure.
-TABLES = ["runs", "curves", "summary", "bands", "matrices", "onsets", "onset_summary", "phases"]
+TABLES = [
+    "runs",
+    "curves",
+    "summary",
+    "bands",
+    "matrices",
+    "onsets",
+    "onset_summary",
+    "phases",
+    "paired",
+    "ranking",
+]
 
 
 def find_runs(roots: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -215,7 +240,25 @@ def report_tables(runs: pd.DataFrame, summaries: list[dict], curves: pd.DataFram
         "onsets": onsets,
         "onset_summary": aggregate.with_names(aggregate.onset_summary(onsets, keys), names),
         "phases": aggregate.phases_table(summaries, runs, keys),
+        "paired": paired_table(*comparison_arms(runs, keys)),
+        "ranking": ranking_table(comparison_arms(runs, keys)[0]),
     }
+
+
+def comparison_arms(runs: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Runs labelled for paired comparisons, and the columns that make a setting.
+
+    A strategy run in several settings within one (another hyperparameter value) is compared
+    as ``strategy@setting`` per setting; the setting keys are the report's grouping keys
+    without ``strategy`` and ``setting``.
+    """
+    setting_keys = [k for k in keys if k not in ("strategy", "setting")]
+    runs = runs.copy()
+    if "setting" in runs:
+        by = [*setting_keys, "strategy"]
+        several = runs.groupby(by, dropna=False)["setting"].transform("nunique") > 1
+        runs.loc[several, "strategy"] = runs.loc[several, "strategy"] + "@" + runs["setting"]
+    return runs, setting_keys
 
 
 def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
@@ -242,6 +285,8 @@ def make_figures(tables: dict[str, pd.DataFrame]) -> dict[str, Figure]:
         figures["matrices"] = plot_accuracy_matrices(tables["matrices"])
         if len(tables["onsets"]):
             figures["onsets"] = plot_onsets(tables["onsets"])
+    if len(tables.get("ranking", [])):
+        figures["critical_difference"] = plot_critical_difference(tables["ranking"])
     figures["metrics"] = plot_metric_comparison(
         summary,
         metrics=FIGURE_METRICS,
@@ -296,6 +341,7 @@ def _write_tables(
         text += "".join(f"- {line}\n" for line in notes)
     write_with(out / "summary.md", lambda p: p.write_text(text))
     write_with(out / "summary.tex", lambda p: p.write_text(latex(summary)))
+    write_with(out / "paired.md", lambda p: p.write_text(paired_markdown(tables["paired"])))
 
 
 def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.DataFrame:
@@ -330,8 +376,12 @@ def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.
     completed = runs.status == "completed"
     if not completed.any():
         raise SystemExit(f"No run under {roots} completed; {len(diverged)} diverged.")
-    curves = pd.concat(
-        [pd.read_parquet(f / CURVES) for f, ok in zip(complete, completed, strict=True) if ok],
+    curves = pd.concat(  # the held-out (test) split's curves: what the figures show
+        [
+            test_curves(pd.read_parquet(f / CURVES))
+            for f, ok in zip(complete, completed, strict=True)
+            if ok
+        ],
         ignore_index=True,
     )
     tables = report_tables(runs, summaries, curves)

@@ -216,7 +216,8 @@ def heldout_count(n: int, fraction: float, source: str, key: str = "data.heldout
     count = max(1, int(n * fraction + 0.5))
     if count >= n:
         raise ShardFormatError(
-            f"Shard {source}: expected at least 2 samples to carve a split "
+            f"Shard {source}: expected at least 2 samples to carve a "
+            f"{'held-out' if 'heldout' in key else 'validation'} split "
             f"({key}={fraction}). Received {n}"
         )
     return count

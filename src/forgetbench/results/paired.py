@@ -156,9 +156,7 @@ def ranking_table(runs: pd.DataFrame, metrics: list[str] = PAIRED_METRICS) -> pd
     """
     rows = []
     for metric in (m for m in metrics if m in runs):
-        scores = runs.pivot_table(index="dataset", columns="strategy", values=metric).dropna(
-            axis=1
-        )
+        scores = runs.pivot_table(index="dataset", columns="strategy", values=metric).dropna(axis=1)
         if scores.shape[0] < 2 or scores.shape[1] < 2:
             continue
         result = ranking(scores, metric in LOWER_IS_BETTER)
