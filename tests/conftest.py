@@ -196,6 +196,12 @@ def write_fake_run(folder: Path, strategy: str, seed: int, **extra) -> None:
 
 
 @pytest.fixture
+def tiny_overrides():
+    """The overrides of the tiny config (``TINY``), for commands run in a subprocess."""
+    return list(TINY)
+
+
+@pytest.fixture
 def write_run():
     """``write_fake_run``: writes a hand-made finished run folder."""
     return write_fake_run

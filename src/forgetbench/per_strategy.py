@@ -68,7 +68,7 @@ def apply_per_strategy(cfg: DictConfig, choice: str) -> None:
                 f"choices). Received {name}. Fix the name in +{KEY}.{name}.KEY=VALUE"
             )
     own = entries.get(choice) or {}
-    for key, value in _leaves(own).items():
+    for key, value in (_leaves(own) if own else {}).items():
         if OmegaConf.select(cfg, key, default=ConfigKeyError) is ConfigKeyError:
             raise ConfigError(
                 f"Unknown key in {KEY}.{choice}.{key}: expected a key of the {choice} job's "
