@@ -28,6 +28,8 @@ INERT_DEFAULTS = {
     "per_strategy": {},
     "data.validation_fraction": 0.0,
     "data.validation_dir": None,
+    "shard_range": None,
+    "tuning": None,
 }
 
 

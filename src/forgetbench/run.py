@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.config_check import ConfigError, prepare
 from forgetbench.data.fingerprint import fingerprint
+from forgetbench.data.subset import select_shards
 from forgetbench.eval.evaluator import Evaluator, task_classes
 from forgetbench.eval.groups import config_groups, group_spans
 from forgetbench.eval.summary import summarise, test_curves, validation_sizes
@@ -178,6 +179,7 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
     policy = instantiate(cfg.remainder)
     strategy = instantiate(cfg.strategy)  # before the data: bad hyperparameters fail first
     dataset = instantiate(cfg.data)  # builders use their own seeded generators
+    dataset = select_shards(dataset, OmegaConf.select(cfg, "shard_range", default=None))
     shape, classes = dataset.train.feature_shape, dataset.num_classes
     key = engine_key(cfg, shape, classes) if reuse_engine else None
     cached = cached_engine(key)
@@ -265,7 +267,11 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     finished = finished_summary(out_dir, resolved)
     if finished is not None:
-        check_same_data(finished, out_dir, lambda: fingerprint(instantiate(cfg.data)))
+        check_same_data(
+            finished,
+            out_dir,
+            lambda: fingerprint(select_shards(instantiate(cfg.data), cfg.get("shard_range"))),
+        )
         log.info("Skipping %s: %s exists (finished run).", out_dir, SUMMARY)
         return finished
     validate_config(cfg)
