@@ -20,6 +20,7 @@ from forgetbench.per_strategy import job_strategy, not_applying
 from forgetbench.results.io import SUMMARY, write_with
 
 ERROR = "error.txt"
+TRIAL = "trial.json"  # a search trial's record (forgetbench.search)
 # Config keys that say where files go or how much is printed, not what is computed: left out of
 # sweep folder names and of run ids (conf/config.yaml's hydra exclude_keys lists them too).
 SETTINGS_ONLY = (
@@ -31,6 +32,7 @@ SETTINGS_ONLY = (
     "data.convert_cache",
 )
 MAX_NAME = 120
+MAX_JOB_NAME = 200  # file names stop at 255 bytes; longer job names end with a hash instead
 
 
 def _settings_only(override: str) -> bool:
@@ -62,11 +64,7 @@ def sweep_name(overrides) -> str:
     than 120 characters are cut and end with a hash of the whole.
     """
     kept = sorted(_named(str(o)) for o in overrides if not _settings_only(str(o)))
-    name = "__".join(kept) or "default"
-    if len(name) > MAX_NAME:
-        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-        name = f"{name[: MAX_NAME - 11]}-{digest}"
-    return name
+    return _shortened("__".join(kept) or "default", MAX_NAME)
 
 
 def job_dirname(overrides) -> str:
@@ -75,16 +73,26 @@ def job_dirname(overrides) -> str:
     Sorted ``key=value`` items joined by ``,``, Hydra's and ``SETTINGS_ONLY`` keys left out,
     other strategies' ``per_strategy`` entries left out (:mod:`forgetbench.per_strategy`), path
     values made absolute and ``/`` turned into ``-`` (a path value would otherwise nest
-    folders). Registered as the resolver ``forgetbench.dirname`` for ``conf/config.yaml``.
+    folders); names longer than 200 characters are cut and end with a hash of the whole.
+    Registered as the resolver ``forgetbench.dirname`` for ``conf/config.yaml``.
     """
     strategy = job_strategy(overrides)
-    return ",".join(
+    name = ",".join(
         sorted(
             _named(str(o))
             for o in overrides
             if not _settings_only(str(o)) and not not_applying(str(o), strategy)
         )
     )
+    return _shortened(name, MAX_JOB_NAME)
+
+
+def _shortened(name: str, most: int) -> str:
+    """``name``, or its first characters and a hash of the whole when longer than ``most``."""
+    if len(name) <= most:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[: most - 11]}-{digest}"
 
 
 OmegaConf.register_new_resolver("forgetbench.dirname", job_dirname, replace=True)
@@ -118,6 +126,17 @@ def count_jobs(overrides) -> int:
     """Number of jobs a grid sweep over ``overrides`` launches."""
     parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
     return math.prod(len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in parsed)
+
+
+def planned_jobs(config: DictConfig) -> int | str:
+    """Jobs of a grid sweep, or the trial budget of a search (``hydra.sweeper.n_trials``)."""
+    trials = OmegaConf.select(config, "hydra.sweeper.n_trials", default=None)
+    if trials is not None:
+        return int(trials)
+    try:
+        return count_jobs(config.hydra.overrides.task)
+    except (OverrideParseException, ValueError, TypeError):
+        return "?"
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -166,17 +185,18 @@ class SweepFailures(Callback):
     """Counts finished runs as jobs end; at the end, lists failed jobs and exits 1 if any."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        """Remembers how many jobs the sweep has."""
-        self.total = count_jobs(config.hydra.overrides.task)
+        """Remembers how many jobs the sweep has (a search: its budget of trials)."""
+        self.total = planned_jobs(config)
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
-        """Prints how many runs of the sweep have a summary so far (multiruns only)."""
+        """Prints how many runs (search trials) of the sweep are finished (multiruns only)."""
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         sweep_dir = Path(config.hydra.sweep.dir)
-        done = sum(1 for _ in sweep_dir.rglob(SUMMARY))
-        total = getattr(self, "total", None) or count_jobs(config.hydra.overrides.task)
-        print(f"[forgetbench] sweep {sweep_dir}: {done}/{total} runs finished", file=sys.stderr)
+        what = "trials" if config.get("tuning") is not None else "runs"
+        done = sum(1 for _ in sweep_dir.rglob(TRIAL if what == "trials" else SUMMARY))
+        total = getattr(self, "total", None) or planned_jobs(config)
+        print(f"[forgetbench] sweep {sweep_dir}: {done}/{total} {what} finished", file=sys.stderr)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         """Prints the failed jobs and their errors; exits with status 1 if any failed."""
