@@ -245,14 +245,23 @@ def report_tables(runs: pd.DataFrame, summaries: list[dict], curves: pd.DataFram
     }
 
 
+def _one_per_strategy(runs: pd.DataFrame, column: str) -> bool:
+    return bool((runs.groupby("strategy")[column].nunique(dropna=False) <= 1).all())
+
+
 def comparison_arms(runs: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """Runs labelled for paired comparisons, and the columns that make a setting.
 
     A strategy run in several settings within one (another hyperparameter value) is compared
     as ``strategy@setting`` per setting; the setting keys are the report's grouping keys
-    without ``strategy`` and ``setting``.
+    without ``strategy``, ``setting`` and the config values that each strategy ran with one
+    value of (its own, e.g. tuned, hyperparameters).
     """
     setting_keys = [k for k in keys if k not in ("strategy", "setting")]
+    # A config value each strategy ran with one value of (a tuned learning rate) is part of
+    # the strategy's arm, not of the setting: strategies are compared each with its own.
+    own = [k for k in setting_keys if k in CONFIG_COLUMNS and _one_per_strategy(runs, k)]
+    setting_keys = [k for k in setting_keys if k not in own]
     runs = runs.copy()
     if "setting" in runs:
         by = [*setting_keys, "strategy"]
