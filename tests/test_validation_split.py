@@ -6,10 +6,12 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from forgetbench.config_check import ConfigError
 from forgetbench.data.digits import build_digits_permuted, build_digits_split, pixel_permutations
 from forgetbench.data.fingerprint import fingerprint
 from forgetbench.data.npz_dir import build_npz_dir
 from forgetbench.data.shards import ShardFormatError
+from forgetbench.data.subset import select_shards
 from forgetbench.data.synthetic import build_synthetic
 from forgetbench.data.validation import check_fraction, validation_split
 from forgetbench.run import run
@@ -143,3 +145,20 @@ def test_run_measures_test_and_validation_in_one_pass(tiny_cfg, tmp_path):
     assert metrics["val_acc"] == pytest.approx(final["val"])
     assert summary["shards"]["validation_sizes"] == data.validation.sizes.tolist()
     assert np.array(summary["val_accuracy_matrix"]).shape == (3, 3)
+
+
+def test_shard_range_keeps_a_slice_of_every_split(tmp_path):
+    ds = build_digits_split(tmp_path, validation_fraction=0.2)
+    first = select_shards(ds, [0, 2])
+    rest = select_shards(ds, [2, None])
+    assert first.train.names == ds.train.names[:2] and rest.train.names == ds.train.names[2:]
+    for split in ("train", "heldout", "validation"):
+        whole, part = getattr(ds, split), getattr(rest, split)
+        assert part.sizes.tolist() == whole.sizes[2:].tolist()
+        np.testing.assert_array_equal(part.load_all()[1], whole.load_all()[1][whole.offsets[2] :])
+    assert select_shards(ds, None) is ds
+    for bad in ([1], [0, "2"], "0:2"):
+        with pytest.raises(ConfigError, match="shard_range"):
+            select_shards(ds, bad)
+    with pytest.raises(ShardFormatError, match="shard_range=\\[4, 2\\]"):
+        select_shards(ds, [4, 2])
