@@ -56,6 +56,7 @@ METRICS = [*TEST_METRICS, *(f"{VALIDATION_PREFIX}{m}" for m in TEST_METRICS)]
 # The data fingerprint of a run that recorded none (written before runs recorded one): such runs
 # average with each other, never with runs of a recorded fingerprint.
 UNRECORDED = "unrecorded"
+OPTIONAL_TABLES = ("paired", "ranking")  # absent from reports written before them
 # The parquet tables of a report folder, enough to redraw every figure.
 TABLES = [
     "runs",
@@ -272,7 +273,12 @@ def comparison_arms(runs: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, 
 
 def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
     """Reads a report folder's parquet tables back, keyed by file stem (see ``TABLES``)."""
-    return {name: pd.read_parquet(Path(folder) / f"{name}.parquet") for name in TABLES}
+    tables = {}
+    for name in TABLES:  # a report written before a table existed lacks it
+        path = Path(folder) / f"{name}.parquet"
+        if path.exists() or name not in OPTIONAL_TABLES:
+            tables[name] = pd.read_parquet(path)
+    return tables
 
 
 def make_figures(tables: dict[str, pd.DataFrame]) -> dict[str, Figure]:
