@@ -102,7 +102,10 @@ def expected_runs(roots: list[Path], found: list[Path]) -> None:
         grid = root / "multirun.yaml"
         if not grid.exists():
             continue
-        total = count_jobs(OmegaConf.load(grid).hydra.overrides.task)
+        sweep = OmegaConf.load(grid)
+        if sweep.get("tuning") is not None:  # a search: trials are not a grid of runs
+            continue
+        total = count_jobs(sweep.hydra.overrides.task)
         done = sum(1 for f in found if f == root or root in f.parents)
         if done < total:
             print(

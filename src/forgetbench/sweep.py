@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import OverrideParseException
+from hydra.errors import HydraException, OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -135,7 +135,7 @@ def planned_jobs(config: DictConfig) -> int | str:
         return int(trials)
     try:
         return count_jobs(config.hydra.overrides.task)
-    except (OverrideParseException, ValueError, TypeError):
+    except (HydraException, ValueError, TypeError):
         return "?"
 
 
