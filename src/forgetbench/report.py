@@ -26,7 +26,7 @@ from forgetbench.results.paired import paired_table, ranking_table
 from forgetbench.results.run_files import read_summary
 from forgetbench.results.tables import latex, markdown, paired_markdown
 from forgetbench.run_folder import config_differences, setting_digest
-from forgetbench.sweep import count_jobs
+from forgetbench.sweep import TRIAL, count_jobs
 
 __all__ = ["latex", "load_tables", "make_figures", "markdown", "mean_ci", "report", "summary_table"]
 
@@ -78,7 +78,10 @@ def find_runs(roots: list[Path]) -> tuple[list[Path], list[Path]]:
     for root in roots:
         marks = (SUMMARY, ".hydra")
         for folder in sorted({p.parent for p in root.rglob("*") if p.name in marks}):
-            (complete if (folder / SUMMARY).exists() else incomplete).append(folder)
+            if (folder / SUMMARY).exists():
+                complete.append(folder)
+            elif not (folder / TRIAL).exists():  # a search trial's folder holds its seeds' runs
+                incomplete.append(folder)
     return complete, incomplete
 
 
