@@ -162,3 +162,10 @@ def test_resumed_search_neither_repeats_nor_loses_trials(tmp_path):
     for folder, stamp in stamps.items():  # finished trials reused, not trained again
         assert (Path(folder) / "seed=5" / "summary.json").stat().st_mtime_ns == stamp
         assert again.loc[folder, "value"] == first.loc[folder, "value"]
+
+
+def test_ties_go_to_the_earliest_trial(tmp_path):
+    cfg = OmegaConf.create({"seed": 0, "tuning": TUNING})
+    run_trial(cfg, tmp_path / "z", fake_run({7: 0.5, 8: 0.5}), number=0)
+    run_trial(cfg, tmp_path / "a", fake_run({7: 0.5, 8: 0.5}), number=1)
+    assert best_trial(tmp_path)["folder"] == str(tmp_path / "z")

@@ -120,7 +120,8 @@ def main(cfg: DictConfig) -> float | None:
             if cfg.get("tuning") is not None:
                 from forgetbench.search import run_trial
 
-                value = run_trial(cfg, out_dir, run, hydra_cfg.overrides.task)
+                overrides, number = hydra_cfg.overrides.task, hydra_cfg.job.get("num")
+                value = run_trial(cfg, out_dir, run, overrides, number)
                 print(f"[forgetbench] trial {out_dir}: {cfg.tuning.objective}={value}")
                 return value
             summary = run(cfg, out_dir)

@@ -85,7 +85,11 @@ def objective_value(summary: dict, objective: str) -> float | None:
 
 
 def run_trial(
-    cfg: DictConfig, out_dir: Path, run: Callable[[DictConfig, Path], dict], overrides=()
+    cfg: DictConfig,
+    out_dir: Path,
+    run: Callable[[DictConfig, Path], dict],
+    overrides=(),
+    number: int | None = None,
 ) -> float:
     """Runs a trial's seeds, writes ``out_dir/trial.json`` and returns its objective.
 
@@ -94,6 +98,7 @@ def run_trial(
         out_dir: The trial's job folder; seed ``S`` runs in ``out_dir/seed=S``.
         run: Runs one config into a folder and returns its summary (``forgetbench.run.run``).
         overrides: The trial's overrides (recorded).
+        number: The trial's job number in the search (recorded: ties go to the earliest).
 
     Raises:
         ConfigError: for bad ``tuning`` settings (before any training).
@@ -133,6 +138,7 @@ def run_trial(
             "direction": direction,
             "value": result if status == "completed" else None,
             "overrides": [str(o) for o in overrides],
+            "number": number,
             "runs": runs,
         },
     )
@@ -142,17 +148,20 @@ def run_trial(
 def trials_table(sweep_dir: str | Path) -> pd.DataFrame:
     """One row per trial of a search folder, best first (failed and diverged trials last).
 
-    Columns ``folder, status, value, objective, direction, overrides, reason``.
+    Columns ``folder, status, value, objective, direction, overrides, reason, number``; equal
+    values are ordered by ``number`` (the earliest trial first, as Optuna's best trial).
     """
     rows = []
     for path in sorted(Path(sweep_dir).rglob(TRIAL)):
         trial = json.loads(path.read_text())
         rows.append({"folder": str(path.parent), **trial})
     columns = ["folder", "status", "value", "objective", "direction", "overrides", "reason"]
+    columns.append("number")
     table = pd.DataFrame(rows, columns=[*columns, "runs"])[columns]
     if table.empty:
         return table
     maximise = (table["direction"] == "maximize").all()
+    table = table.sort_values("number", na_position="last", kind="stable")
     ordered = table.sort_values("value", ascending=not maximise, na_position="last", kind="stable")
     return ordered.reset_index(drop=True)
 

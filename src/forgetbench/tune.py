@@ -125,8 +125,8 @@ def tuned_comparison(
             {
                 "strategy": strategy,
                 "configuration": " ".join(chosen) or "(preset defaults)",
-                "chosen_by": f"best mean {best['objective']} ({best['direction']}) over "
-                f"{len(trials)} trials",
+                "chosen_by": f"best mean {best['objective']} ({best['direction']}) of "
+                f"{len(trials)} distinct configurations tried",
                 "objective": best["value"],
                 "trials_completed": int((trials["status"] == "completed").sum()),
                 "trials_failed": int((trials["status"] != "completed").sum()),
