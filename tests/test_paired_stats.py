@@ -5,6 +5,7 @@ from scipy import stats
 
 from forgetbench.plots.cd import cliques, plot_critical_difference
 from forgetbench.results.paired import (
+    comparison_arms,
     critical_difference,
     holm,
     paired_difference,
@@ -121,3 +122,22 @@ def test_ranking_table_over_datasets_and_cd_figure():
     fig = plot_critical_difference(table, metric="acc")
     assert fig.axes and "CD" in " ".join(t.get_text() for t in fig.axes[0].texts)
     assert ranking_table(frames[0], ["acc"]).empty  # one dataset: no ranking
+
+
+def test_arms_own_hyperparameters_and_settings():
+    runs = pd.DataFrame(
+        {
+            "dataset": "d",
+            "strategy": ["sequential", "sequential", "ewc", "ewc", "ewc", "ewc"],
+            "seed": [0, 1, 0, 1, 0, 1],
+            "learning_rate": [0.1, 0.1, 0.01, 0.01, 0.01, 0.01],
+            "setting": ["s", "s", "e1", "e1", "e2", "e2"],
+            "acc": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+        }
+    )
+    keys = ["dataset", "strategy", "learning_rate", "setting"]
+    arms, setting_keys = comparison_arms(runs, keys, ["learning_rate"])
+    assert setting_keys == ["dataset"]  # each strategy's own learning rate is part of its arm
+    assert arms["strategy"].tolist() == ["sequential"] * 2 + ["ewc@e1"] * 2 + ["ewc@e2"] * 2
+    table = paired_table(arms, setting_keys, ["acc"])
+    assert len(table) == 3  # sequential, ewc@e1, ewc@e2: three pairs

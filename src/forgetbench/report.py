@@ -22,7 +22,7 @@ from forgetbench.plots.style import save_figure
 from forgetbench.results import aggregate
 from forgetbench.results.aggregate import STRATEGY_ORDER, mean_ci
 from forgetbench.results.io import CURVES, SUMMARY, write_with
-from forgetbench.results.paired import paired_table, ranking_table
+from forgetbench.results.paired import comparison_arms, paired_table, ranking_table
 from forgetbench.results.run_files import read_summary
 from forgetbench.results.tables import latex, markdown, paired_markdown
 from forgetbench.run_folder import config_differences, setting_digest
@@ -247,34 +247,9 @@ def report_tables(runs: pd.DataFrame, summaries: list[dict], curves: pd.DataFram
         "onsets": onsets,
         "onset_summary": aggregate.with_names(aggregate.onset_summary(onsets, keys), names),
         "phases": aggregate.phases_table(summaries, runs, keys),
-        "paired": paired_table(*comparison_arms(runs, keys)),
-        "ranking": ranking_table(comparison_arms(runs, keys)[0]),
+        "paired": paired_table(*comparison_arms(runs, keys, list(CONFIG_COLUMNS))),
+        "ranking": ranking_table(comparison_arms(runs, keys, list(CONFIG_COLUMNS))[0]),
     }
-
-
-def _one_per_strategy(runs: pd.DataFrame, column: str) -> bool:
-    return bool((runs.groupby("strategy")[column].nunique(dropna=False) <= 1).all())
-
-
-def comparison_arms(runs: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Runs labelled for paired comparisons, and the columns that make a setting.
-
-    A strategy run in several settings within one (another hyperparameter value) is compared
-    as ``strategy@setting`` per setting; the setting keys are the report's grouping keys
-    without ``strategy``, ``setting`` and the config values that each strategy ran with one
-    value of (its own, e.g. tuned, hyperparameters).
-    """
-    setting_keys = [k for k in keys if k not in ("strategy", "setting")]
-    # A config value each strategy ran with one value of (a tuned learning rate) is part of
-    # the strategy's arm, not of the setting: strategies are compared each with its own.
-    own = [k for k in setting_keys if k in CONFIG_COLUMNS and _one_per_strategy(runs, k)]
-    setting_keys = [k for k in setting_keys if k not in own]
-    runs = runs.copy()
-    if "setting" in runs:
-        by = [*setting_keys, "strategy"]
-        several = runs.groupby(by, dropna=False)["setting"].transform("nunique") > 1
-        runs.loc[several, "strategy"] = runs.loc[several, "strategy"] + "@" + runs["setting"]
-    return runs, setting_keys
 
 
 def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:

@@ -43,7 +43,8 @@ def holm(pvalues) -> np.ndarray:
 def paired_difference(a, b) -> dict:
     """Mean of ``a - b`` over paired values, its 95% interval and the paired t-test.
 
-    Differences that are all equal have no spread: p is 1 when they are 0, else 0.
+    Differences that are all equal (up to rounding) have no spread: p is 1 when they are 0,
+    else 0.
     """
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     n, mean = len(d), float(d.mean()) if len(d) else float("nan")
@@ -52,7 +53,8 @@ def paired_difference(a, b) -> dict:
     sd = float(d.std(ddof=1))
     half = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n))
     constant = 1.0 if mean == 0 else 0.0
-    p = constant if sd == 0 else float(stats.ttest_rel(a, b).pvalue)
+    no_spread = sd <= 1e-12 * max(1.0, abs(mean))  # equal up to rounding
+    p = constant if no_spread else float(stats.ttest_rel(a, b).pvalue)
     return {"n": n, "mean_diff": mean, "ci95_low": mean - half, "ci95_high": mean + half, "p": p}
 
 
@@ -101,6 +103,33 @@ def paired_table(
     columns = [*setting_keys, "metric", "strategy_a", "strategy_b", "n", "mean_diff"]
     columns += ["ci95_low", "ci95_high", "p", "p_holm", "significant"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _one_per_strategy(runs: pd.DataFrame, column: str) -> bool:
+    return bool((runs.groupby("strategy")[column].nunique(dropna=False) <= 1).all())
+
+
+def comparison_arms(
+    runs: pd.DataFrame, keys: list[str], config_columns: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Runs labelled for paired comparisons, and the columns that make a setting.
+
+    A strategy run in several settings within one (another hyperparameter value) is compared
+    as ``strategy@setting`` per setting; the setting keys are the report's grouping keys
+    without ``strategy``, ``setting`` and the config values that each strategy ran with one
+    value of (its own, e.g. tuned, hyperparameters) among ``config_columns``.
+    """
+    setting_keys = [k for k in keys if k not in ("strategy", "setting")]
+    # A config value each strategy ran with one value of (a tuned learning rate) is part of
+    # the strategy's arm, not of the setting: strategies are compared each with its own.
+    own = [k for k in setting_keys if k in config_columns and _one_per_strategy(runs, k)]
+    setting_keys = [k for k in setting_keys if k not in own]
+    runs = runs.copy()
+    if "setting" in runs:
+        by = [*setting_keys, "strategy"]
+        several = runs.groupby(by, dropna=False)["setting"].transform("nunique") > 1
+        runs.loc[several, "strategy"] = runs.loc[several, "strategy"] + "@" + runs["setting"]
+    return runs, setting_keys
 
 
 def mean_ranks(scores: pd.DataFrame, lower_is_better: bool = False) -> pd.DataFrame:
