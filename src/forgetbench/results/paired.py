@@ -52,7 +52,7 @@ def paired_difference(a, b) -> dict:
         return {"n": n, "mean_diff": mean, "ci95_low": np.nan, "ci95_high": np.nan, "p": np.nan}
     sd = float(d.std(ddof=1))
     half = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n))
-    constant = 1.0 if mean == 0 else 0.0
+    constant = 1.0 if abs(mean) <= 1e-12 else 0.0
     no_spread = sd <= 1e-12 * max(1.0, abs(mean))  # equal up to rounding
     p = constant if no_spread else float(stats.ttest_rel(a, b).pvalue)
     return {"n": n, "mean_diff": mean, "ci95_low": mean - half, "ci95_high": mean + half, "p": p}
