@@ -21,7 +21,8 @@ def test_chosen_overrides_are_the_searched_values():
     assert chosen_overrides(trial, ["data=digits_split"]) == ["strategy.plugins.ewc.lam=12.5"]
 
 
-def test_searches_then_reruns_the_best_over_fresh_seeds(tmp_path, write_run):
+@pytest.mark.parametrize("first_shards", [None, 2])
+def test_searches_then_reruns_the_best_over_fresh_seeds(tmp_path, write_run, first_shards):
     commands = []
 
     def runner(args):
@@ -64,14 +65,25 @@ def test_searches_then_reruns_the_best_over_fresh_seeds(tmp_path, write_run):
                 write_run(sweep / f"seed={seed}", strategy, seed)
 
     choices = tuned_comparison(
-        ["sequential", "joint"], tmp_path / "out", ["data=toy"], [0, 1, 2], runner=runner
+        ["sequential", "joint"],
+        tmp_path / "out",
+        ["data=toy", "tuning.seeds=[100]"],
+        [0, 1, 2],
+        first_shards=first_shards,
+        runner=runner,
     )
+    searches = [c for c in commands if any(a.startswith("search=") for a in c)]
+    assert all("tuning.seeds=[100]" in c for c in searches)
     finals = [c for c in commands if any(a.startswith("strategy=") for a in c)]
     assert len(finals) == 2
     for command in finals:
         assert "optimizer.learning_rate=0.1" in command  # the best completed trial
         assert "seed=0,1,2" in command and "data.validation_fraction=0.2" in command
-        assert not any(a.startswith("search=") for a in command)
+        assert not any(a.startswith(("search=", "tuning.")) for a in command)
+        if first_shards is not None:  # Chaudhry et al.: search on the first shards only
+            assert "shard_range=[2,null]" in command
+    if first_shards is not None:
+        assert all("shard_range=[0,2]" in c for c in searches)
     assert choices["configuration"].tolist() == ["optimizer.learning_rate=0.1"] * 2
     assert (choices["trials_completed"] == 2).all() and (choices["trials_failed"] == 1).all()
     report = tmp_path / "out" / "report"
