@@ -67,21 +67,21 @@ def test_one_sweep_each_strategy_with_its_own_settings(tmp_path, tiny_overrides)
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    common = set(job_dirname([*tiny_overrides, "data.num_shards=2"]).split(","))
-    summaries = {
-        ",".join(sorted(set(p.parent.name.split(",")) - common)): json.loads(p.read_text())
-        for p in sweep.glob("*/summary.json")
-    }
-    assert sorted(summaries) == [
-        "+per_strategy.replay.strategy.plugins.replay.capacity=20,strategy=replay",
-        "+per_strategy.replay.strategy.plugins.replay.capacity=40,strategy=replay",
-        "strategy=sequential",  # run once, for both capacities
+    summaries = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/summary.json")}
+    common = [o for o in tiny_overrides if not o.startswith("data.num_shards=")]
+    common.append("data.num_shards=2")  # the last value of a key given twice
+    capacity = "+per_strategy.replay.strategy.plugins.replay.capacity"
+    expected = [
+        [*common, "strategy=replay", f"{capacity}=20"],
+        [*common, "strategy=replay", f"{capacity}=40"],
+        [*common, "strategy=sequential", f"{capacity}=20"],  # run once, for both capacities
     ]
+    assert sorted(summaries) == sorted(job_dirname(o) for o in expected)
     capacities = sorted(
         s["config"]["strategy"]["plugins"]["replay"]["capacity"]
         for s in summaries.values()
         if s["strategy"] == "replay"
     )
     assert capacities == [20, 40]
-    sequential = summaries["strategy=sequential"]
+    sequential = summaries[job_dirname(expected[2])]
     assert "per_strategy" not in sequential["config"] or not sequential["config"]["per_strategy"]
