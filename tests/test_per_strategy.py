@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from forgetbench.config_check import ConfigError
 from forgetbench.per_strategy import apply_per_strategy
 from forgetbench.run_folder import config_digest
-from forgetbench.sweep import job_dirname
+from forgetbench.sweep import count_jobs, job_dirname
 
 BIN = Path(sys.executable).parent
 REPLAY_CAPACITY = "+per_strategy.replay.strategy.plugins.replay.capacity=20"
@@ -85,3 +85,8 @@ def test_one_sweep_each_strategy_with_its_own_settings(tmp_path, tiny_overrides)
     assert capacities == [20, 40]
     sequential = summaries[job_dirname(expected[2])]
     assert "per_strategy" not in sequential["config"] or not sequential["config"]["per_strategy"]
+
+
+def test_jobs_sharing_a_folder_count_once():
+    assert count_jobs(["strategy=sequential,replay", f"{REPLAY_CAPACITY[:-3]}=20,40"]) == 3
+    assert count_jobs(["strategy=sequential,replay", "seed=0,1"]) == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import sys
@@ -16,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.config_check import PATH_KEYS, normal_path
+from forgetbench.per_strategy import KEY as PER_STRATEGY
 from forgetbench.per_strategy import job_strategy, not_applying
 from forgetbench.results.io import SUMMARY, write_with
 
@@ -32,6 +34,7 @@ SETTINGS_ONLY = (
     "data.convert_cache",
 )
 MAX_NAME = 120
+MAX_ENUMERATED = 100_000  # larger grids are counted without telling shared folders apart
 MAX_JOB_NAME = 200  # file names stop at 255 bytes; longer job names end with a hash instead
 
 
@@ -123,9 +126,24 @@ def with_sweep_dir(argv: list[str]) -> list[str]:
 
 
 def count_jobs(overrides) -> int:
-    """Number of jobs a grid sweep over ``overrides`` launches."""
+    """Number of distinct jobs a grid sweep over ``overrides`` runs.
+
+    Jobs that differ only in other strategies' ``per_strategy`` entries share one folder and
+    run once (:mod:`forgetbench.per_strategy`), so they count once.
+    """
     parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
-    return math.prod(len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in parsed)
+    total = math.prod(len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in parsed)
+    if total > MAX_ENUMERATED or not any(
+        o.get_key_element().lstrip("+~").startswith(f"{PER_STRATEGY}.") for o in parsed
+    ):
+        return total
+    options = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        if o.is_sweep_override()
+        else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
+        for o in parsed
+    ]
+    return len({job_dirname(list(combo)) for combo in itertools.product(*options)})
 
 
 def planned_jobs(config: DictConfig) -> int | str:
