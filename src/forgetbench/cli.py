@@ -101,17 +101,21 @@ def result_line(summary: dict, out_dir: Path) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     """Runs one experiment in Hydra's output folder and prints where the results are.
 
-    In a multirun, a job that fails records its traceback in ``error.txt`` and lets the other
-    jobs run; the sweep then lists the failures and exits non-zero. A single run stops with one
-    line for an error in its config or data; SIGINT and SIGTERM stop with one line and exit
-    status 128 + the signal.
+    A search trial (a config with ``tuning``, from ``conf/search/``) runs every seed of
+    ``tuning.seeds`` and returns its validation objective to the sweeper
+    (:mod:`forgetbench.search`). In a multirun, a job that fails records its traceback in
+    ``error.txt`` and lets the other jobs run; the sweep then lists the failures and exits
+    non-zero. A single run stops with one line for an error in its config or data; SIGINT and
+    SIGTERM stop with one line and exit status 128 + the signal.
     """
     with without_native_noise():  # TensorFlow's import prints before its log level applies
         from forgetbench.run import RunInterrupted, run
         from forgetbench.run_folder import RunInProgressError
+
+    from forgetbench.per_strategy import apply_per_strategy
 
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
@@ -120,6 +124,14 @@ def main(cfg: DictConfig) -> None:
     started = time.time()
     try:
         with terminate_raises(RunInterrupted):
+            apply_per_strategy(cfg, hydra_cfg.runtime.choices.get("strategy"))
+            if cfg.get("tuning") is not None:
+                from forgetbench.search import run_trial
+
+                overrides, number = hydra_cfg.overrides.task, hydra_cfg.job.get("num")
+                value = run_trial(cfg, out_dir, run, overrides, number)
+                print(f"[forgetbench] trial {out_dir}: {cfg.tuning.objective}={value}")
+                return value
             summary = run(cfg, out_dir)
     except (KeyboardInterrupt, RunInterrupted) as exc:
         line, status = interrupted_line(out_dir, exc, since=started)

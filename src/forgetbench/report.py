@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
+from forgetbench.eval.summary import VALIDATION_PREFIX, test_curves
+from forgetbench.plots.cd import plot_critical_difference
 from forgetbench.plots.compare import FIGURE_METRICS, plot_metric_comparison
 from forgetbench.plots.curves import plot_strategy_panels
 from forgetbench.plots.heatmap import plot_accuracy_matrices
@@ -20,11 +22,12 @@ from forgetbench.plots.style import save_figure
 from forgetbench.results import aggregate
 from forgetbench.results.aggregate import mean_ci
 from forgetbench.results.io import CURVES, SUMMARY, write_with
+from forgetbench.results.paired import comparison_arms, paired_table, ranking_table
 from forgetbench.results.run_files import read_summary
-from forgetbench.results.tables import latex, markdown
+from forgetbench.results.tables import latex, markdown, paired_markdown
 from forgetbench.run_folder import config_differences, setting_digest
 from forgetbench.strategies.catalog import strategy_rank
-from forgetbench.sweep import count_jobs
+from forgetbench.sweep import TRIAL, count_jobs
 
 __all__ = ["latex", "load_tables", "make_figures", "markdown", "mean_ci", "report", "summary_table"]
 
@@ -39,12 +42,35 @@ CONFIG_COLUMNS = {
 }
 # Per-run metrics from summary.json; a key no run has is left out of the tables (older runs
 # lack the later ones). Figures show FIGURE_METRICS only.
-METRICS = ["acc", "forgetting", "bwt", "fwt", "min_acc", "wc_acc", "acc_auc", "forgetting_last"]
+TEST_METRICS = [
+    "acc",
+    "forgetting",
+    "bwt",
+    "fwt",
+    "min_acc",
+    "wc_acc",
+    "acc_auc",
+    "forgetting_last",
+]
+# The same metrics on the validation split (runs with data.validation_fraction > 0), prefixed.
+METRICS = [*TEST_METRICS, *(f"{VALIDATION_PREFIX}{m}" for m in TEST_METRICS)]
 # The data fingerprint of a run that recorded none (written before runs recorded one): such runs
 # average with each other, never with runs of a recorded fingerprint.
 UNRECORDED = "unrecorded"
+OPTIONAL_TABLES = ("paired", "ranking")  # absent from reports written before them
 # The parquet tables of a report folder, enough to redraw every figure.
-TABLES = ["runs", "curves", "summary", "bands", "matrices", "onsets", "onset_summary", "phases"]
+TABLES = [
+    "runs",
+    "curves",
+    "summary",
+    "bands",
+    "matrices",
+    "onsets",
+    "onset_summary",
+    "phases",
+    "paired",
+    "ranking",
+]
 
 
 def find_runs(roots: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -53,7 +79,10 @@ def find_runs(roots: list[Path]) -> tuple[list[Path], list[Path]]:
     for root in roots:
         marks = (SUMMARY, ".hydra")
         for folder in sorted({p.parent for p in root.rglob("*") if p.name in marks}):
-            (complete if (folder / SUMMARY).exists() else incomplete).append(folder)
+            if (folder / SUMMARY).exists():
+                complete.append(folder)
+            elif not (folder / TRIAL).exists():  # a search trial's folder holds its seeds' runs
+                incomplete.append(folder)
     return complete, incomplete
 
 
@@ -77,7 +106,10 @@ def expected_runs(roots: list[Path], found: list[Path]) -> None:
         grid = root / "multirun.yaml"
         if not grid.exists():
             continue
-        total = count_jobs(OmegaConf.load(grid).hydra.overrides.task)
+        sweep = OmegaConf.load(grid)
+        if sweep.get("tuning") is not None:  # a search: trials are not a grid of runs
+            continue
+        total = count_jobs(sweep.hydra.overrides.task)
         done = sum(1 for f in found if f == root or root in f.parents)
         if done < total:
             print(
@@ -216,12 +248,19 @@ def report_tables(runs: pd.DataFrame, summaries: list[dict], curves: pd.DataFram
         "onsets": onsets,
         "onset_summary": aggregate.with_names(aggregate.onset_summary(onsets, keys), names),
         "phases": aggregate.phases_table(summaries, runs, keys),
+        "paired": paired_table(*comparison_arms(runs, keys, list(CONFIG_COLUMNS))),
+        "ranking": ranking_table(comparison_arms(runs, keys, list(CONFIG_COLUMNS))[0]),
     }
 
 
 def load_tables(folder: str | Path) -> dict[str, pd.DataFrame]:
     """Reads a report folder's parquet tables back, keyed by file stem (see ``TABLES``)."""
-    return {name: pd.read_parquet(Path(folder) / f"{name}.parquet") for name in TABLES}
+    tables = {}
+    for name in TABLES:  # a report written before a table existed lacks it
+        path = Path(folder) / f"{name}.parquet"
+        if path.exists() or name not in OPTIONAL_TABLES:
+            tables[name] = pd.read_parquet(path)
+    return tables
 
 
 def make_figures(tables: dict[str, pd.DataFrame]) -> dict[str, Figure]:
@@ -243,6 +282,8 @@ def make_figures(tables: dict[str, pd.DataFrame]) -> dict[str, Figure]:
         figures["matrices"] = plot_accuracy_matrices(tables["matrices"])
         if len(tables["onsets"]):
             figures["onsets"] = plot_onsets(tables["onsets"])
+    if len(tables.get("ranking", [])):
+        figures["critical_difference"] = plot_critical_difference(tables["ranking"])
     figures["metrics"] = plot_metric_comparison(
         summary,
         metrics=FIGURE_METRICS,
@@ -297,6 +338,7 @@ def _write_tables(
         text += "".join(f"- {line}\n" for line in notes)
     write_with(out / "summary.md", lambda p: p.write_text(text))
     write_with(out / "summary.tex", lambda p: p.write_text(latex(summary)))
+    write_with(out / "paired.md", lambda p: p.write_text(paired_markdown(tables["paired"])))
 
 
 def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.DataFrame:
@@ -330,8 +372,12 @@ def report(roots: list[Path], out: Path, figure_copy: Path | None = None) -> pd.
     completed = runs.status == "completed"
     if not completed.any():
         raise SystemExit(f"No run under {roots} completed; {len(diverged)} diverged.")
-    curves = pd.concat(
-        [pd.read_parquet(f / CURVES) for f, ok in zip(complete, completed, strict=True) if ok],
+    curves = pd.concat(  # the held-out (test) split's curves: what the figures show
+        [
+            test_curves(pd.read_parquet(f / CURVES))
+            for f, ok in zip(complete, completed, strict=True)
+            if ok
+        ],
         ignore_index=True,
     )
     tables = report_tables(runs, summaries, curves)

@@ -18,9 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.config_check import ConfigError, prepare
 from forgetbench.data.fingerprint import fingerprint
+from forgetbench.data.subset import select_shards
 from forgetbench.eval.evaluator import SCENARIOS, Evaluator, task_classes
 from forgetbench.eval.groups import config_groups, group_spans
-from forgetbench.eval.summary import summarise
+from forgetbench.eval.summary import summarise, test_curves, validation_sizes
 from forgetbench.memory import PeakMemory, peak_rss_mb
 from forgetbench.options import (
     Rule,
@@ -184,6 +185,7 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
     policy = instantiate(cfg.remainder)
     strategy = instantiate(cfg.strategy)  # before the data: bad hyperparameters fail first
     dataset = instantiate(cfg.data)  # builders use their own seeded generators
+    dataset = select_shards(dataset, OmegaConf.select(cfg, "shard_range", default=None))
     shape, classes = dataset.train.feature_shape, dataset.num_classes
     key = engine_key(cfg, shape, classes) if reuse_engine else None
     cached = cached_engine(key)
@@ -231,6 +233,7 @@ def build_trainer(cfg: DictConfig, reuse_engine: bool = True):
             batch_size=int(cfg.eval.batch_size),
             task_classes=task_classes(dataset, cfg.eval.scenario),
             groups=config_groups(cfg, dataset.train.names).of_shard,
+            validation=dataset.validation,
         ),
         epochs=epochs,
         every_samples=int(cfg.eval.every_samples),
@@ -270,7 +273,11 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     finished = finished_summary(out_dir, resolved)
     if finished is not None:
-        check_same_data(finished, out_dir, lambda: fingerprint(instantiate(cfg.data)))
+        check_same_data(
+            finished,
+            out_dir,
+            lambda: fingerprint(select_shards(instantiate(cfg.data), cfg.get("shard_range"))),
+        )
         log.info("Skipping %s: %s exists (finished run).", out_dir, SUMMARY)
         return finished
     validate_config(cfg)
@@ -345,6 +352,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "heldout_sizes": dataset.heldout.sizes.tolist(),
                 "group": groups.of_shard.tolist(),
                 "group_name": [groups.names[g] for g in groups.of_shard],
+                **validation_sizes(dataset),
             },
             "data": fingerprint(dataset),
             "timing": {
@@ -407,7 +415,7 @@ def write_run_figure(out_dir: Path, curves: pd.DataFrame, summary: dict) -> None
     from forgetbench.plots.style import save_figure
 
     fig = plot_shard_curves(
-        curves,
+        test_curves(curves),
         phases=pd.DataFrame(summary["phases"]),
         onsets=pd.DataFrame(summary["onset"]) if "onset" in summary else None,
         title=f"{summary['strategy']} on {summary['dataset']} (seed {summary['seed']})",

@@ -24,6 +24,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from forgetbench.data.fingerprint import changed
+from forgetbench.per_strategy import drop_inert
 from forgetbench.results.io import CURVES, SUMMARY
 from forgetbench.results.run_files import read_summary
 from forgetbench.sweep import SETTINGS_ONLY
@@ -80,7 +81,11 @@ def check_same_data(summary: dict, out_dir: Path, current: Callable[[], dict]) -
 
 
 def comparable_config(resolved: dict) -> dict:
-    """The resolved config without ``SETTINGS_ONLY`` keys (where things go, not what is run)."""
+    """The resolved config without ``SETTINGS_ONLY`` keys (where things go, not what is run).
+
+    Keys at an inert default (``per_strategy.INERT_DEFAULTS``: added options left at the value
+    that changes nothing) are left out too, so earlier runs keep their ids.
+    """
     config = copy.deepcopy(resolved)
     for key in SETTINGS_ONLY:
         *parents, leaf = key.split(".")
@@ -89,7 +94,7 @@ def comparable_config(resolved: dict) -> dict:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
-    return config
+    return drop_inert(config)
 
 
 def renamed_targets(config: dict, renames: dict[str, str]) -> dict:

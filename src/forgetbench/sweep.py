@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import sys
@@ -10,15 +11,18 @@ import traceback
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import OverrideParseException
+from hydra.errors import HydraException, OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.config_check import PATH_KEYS, normal_path
+from forgetbench.per_strategy import KEY as PER_STRATEGY
+from forgetbench.per_strategy import job_strategy, not_applying
 from forgetbench.results.io import SUMMARY, write_with
 
 ERROR = "error.txt"
+TRIAL = "trial.json"  # a search trial's record (forgetbench.search)
 # Config keys that say where files go or how much is printed, not what is computed: left out of
 # sweep folder names, of run ids and of Hydra's override_dirname (``forgetbench.settings_keys``).
 SETTINGS_ONLY = (
@@ -33,6 +37,8 @@ SETTINGS_ONLY = (
     "strategy.order",
 )
 MAX_NAME = 120
+MAX_ENUMERATED = 100_000  # larger grids are counted without telling shared folders apart
+MAX_JOB_NAME = 200  # file names stop at 255 bytes; longer job names end with a hash instead
 
 
 def _settings_only(override: str) -> bool:
@@ -64,21 +70,35 @@ def sweep_name(overrides) -> str:
     than 120 characters are cut and end with a hash of the whole.
     """
     kept = sorted(_named(str(o)) for o in overrides if not _settings_only(str(o)))
-    name = "__".join(kept) or "default"
-    if len(name) > MAX_NAME:
-        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-        name = f"{name[: MAX_NAME - 11]}-{digest}"
-    return name
+    return _shortened("__".join(kept) or "default", MAX_NAME)
 
 
 def job_dirname(overrides) -> str:
     """A job's folder name: its overrides as Hydra's ``override_dirname`` has them, but flat.
 
     Sorted ``key=value`` items joined by ``,``, Hydra's and ``SETTINGS_ONLY`` keys left out,
-    path values made absolute and ``/`` turned into ``-`` (a path value would otherwise nest
-    folders). Registered as the resolver ``forgetbench.dirname`` for ``conf/config.yaml``.
+    other strategies' ``per_strategy`` entries left out (:mod:`forgetbench.per_strategy`), path
+    values made absolute and ``/`` turned into ``-`` (a path value would otherwise nest
+    folders); names longer than 200 characters are cut and end with a hash of the whole.
+    Registered as the resolver ``forgetbench.dirname`` for ``conf/config.yaml``.
     """
-    return ",".join(sorted(_named(str(o)) for o in overrides if not _settings_only(str(o))))
+    strategy = job_strategy(overrides)
+    name = ",".join(
+        sorted(
+            _named(str(o))
+            for o in overrides
+            if not _settings_only(str(o)) and not not_applying(str(o), strategy)
+        )
+    )
+    return _shortened(name, MAX_JOB_NAME)
+
+
+def _shortened(name: str, most: int) -> str:
+    """``name``, or its first characters and a hash of the whole when longer than ``most``."""
+    if len(name) <= most:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[: most - 11]}-{digest}"
 
 
 def settings_keys(overrides) -> list[str]:
@@ -119,9 +139,35 @@ def with_sweep_dir(argv: list[str]) -> list[str]:
 
 
 def count_jobs(overrides) -> int:
-    """Number of jobs a grid sweep over ``overrides`` launches."""
+    """Number of distinct jobs a grid sweep over ``overrides`` runs.
+
+    Jobs that differ only in other strategies' ``per_strategy`` entries share one folder and
+    run once (:mod:`forgetbench.per_strategy`), so they count once.
+    """
     parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
-    return math.prod(len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in parsed)
+    total = math.prod(len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in parsed)
+    if total > MAX_ENUMERATED or not any(
+        o.get_key_element().lstrip("+~").startswith(f"{PER_STRATEGY}.") for o in parsed
+    ):
+        return total
+    options = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        if o.is_sweep_override()
+        else [f"{o.get_key_element()}={o.get_value_element_as_str()}"]
+        for o in parsed
+    ]
+    return len({job_dirname(list(combo)) for combo in itertools.product(*options)})
+
+
+def planned_jobs(config: DictConfig) -> int | str:
+    """Jobs of a grid sweep, or the trial budget of a search (``hydra.sweeper.n_trials``)."""
+    trials = OmegaConf.select(config, "hydra.sweeper.n_trials", default=None)
+    if trials is not None:
+        return int(trials)
+    try:
+        return count_jobs(config.hydra.overrides.task)
+    except (HydraException, ValueError, TypeError):
+        return "?"
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -170,17 +216,18 @@ class SweepFailures(Callback):
     """Counts finished runs as jobs end; at the end, lists failed jobs and exits 1 if any."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        """Remembers how many jobs the sweep has."""
-        self.total = count_jobs(config.hydra.overrides.task)
+        """Remembers how many jobs the sweep has (a search: its budget of trials)."""
+        self.total = planned_jobs(config)
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
-        """Prints how many runs of the sweep have a summary so far (multiruns only)."""
+        """Prints how many runs (search trials) of the sweep are finished (multiruns only)."""
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         sweep_dir = Path(config.hydra.sweep.dir)
-        done = sum(1 for _ in sweep_dir.rglob(SUMMARY))
-        total = getattr(self, "total", None) or count_jobs(config.hydra.overrides.task)
-        print(f"[forgetbench] sweep {sweep_dir}: {done}/{total} runs finished", file=sys.stderr)
+        what = "trials" if config.get("tuning") is not None else "runs"
+        done = sum(1 for _ in sweep_dir.rglob(TRIAL if what == "trials" else SUMMARY))
+        total = getattr(self, "total", None) or planned_jobs(config)
+        print(f"[forgetbench] sweep {sweep_dir}: {done}/{total} {what} finished", file=sys.stderr)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         """Prints the failed jobs and their errors; exits with status 1 if any failed."""

@@ -1,4 +1,4 @@
-"""A shard dataset: training shards and their held-out evaluation splits."""
+"""A shard dataset: training shards, their held-out (test) and optional validation splits."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ class ShardDataset:
         num_classes: Number of classes of the output layer.
         sources: Shard name -> the file it came from, where the stores read derived files (a
             carved split); named when the data changed under a finished run.
+        validation: Validation split of every training shard (for choosing hyperparameters;
+            never trained on), or ``None``.
     """
 
     name: str
@@ -26,19 +28,24 @@ class ShardDataset:
     heldout: ShardStore
     num_classes: int
     sources: dict[str, str] = field(default_factory=dict)
+    validation: ShardStore | None = None
 
     def __post_init__(self) -> None:
-        if self.heldout.num_shards != self.train.num_shards:
-            raise ShardFormatError(
-                f"Held-out folder {self.heldout.folder}: expected one split per training shard "
-                f"({self.train.num_shards}). Received {self.heldout.num_shards}"
-            )
-        if self.heldout.feature_shape != self.train.feature_shape:
-            raise ShardFormatError(
-                f"Held-out folder {self.heldout.folder}: expected feature shape "
-                f"{self.train.feature_shape}. Received {self.heldout.feature_shape}"
-            )
-        check_labels_below(self.num_classes, self.train, self.heldout)
+        splits = {"Held-out": self.heldout}
+        if self.validation is not None:
+            splits["Validation"] = self.validation
+        for what, store in splits.items():
+            if store.num_shards != self.train.num_shards:
+                raise ShardFormatError(
+                    f"{what} folder {store.folder}: expected one split per training shard "
+                    f"({self.train.num_shards}). Received {store.num_shards}"
+                )
+            if store.feature_shape != self.train.feature_shape:
+                raise ShardFormatError(
+                    f"{what} folder {store.folder}: expected feature shape "
+                    f"{self.train.feature_shape}. Received {store.feature_shape}"
+                )
+        check_labels_below(self.num_classes, self.train, *splits.values())
 
 
 def check_labels_below(num_classes: int, *stores: ShardStore) -> None:

@@ -18,12 +18,13 @@ from scipy import ndimage
 from sklearn.datasets import load_digits
 
 from forgetbench.data.dataset import ShardDataset
-from forgetbench.data.generated import cached_folder, open_cached
+from forgetbench.data.generated import cached_folder
 from forgetbench.data.scenarios import (
     class_groups,
     write_class_incremental,
     write_domain_incremental,
 )
+from forgetbench.data.validation import open_splits, with_validation
 
 NUM_CLASSES = 10
 IMAGE_SIDE = 8
@@ -68,6 +69,7 @@ def _build(
     write,
     num_classes: int = NUM_CLASSES,
     image_shape: bool = False,
+    validation_fraction: float = 0.0,
 ) -> ShardDataset:
     if image_shape:  # only then: the flat datasets' caches keep their keys
         params = {**params, "image_shape": True}
@@ -76,8 +78,9 @@ def _build(
         x, y = digits_arrays()
         return write(tmp, as_images(x) if image_shape else x, y)
 
+    params, build = with_validation(params, build, validation_fraction, params["seed"])
     folder = cached_folder(cache_dir, prefix, params, build)
-    return open_cached(folder, name, num_classes)
+    return open_splits(folder, name, num_classes)
 
 
 def _flat_transform(transform, image_shape: bool):
@@ -97,6 +100,7 @@ def build_digits_split(
     seed: int = 0,
     domain_incremental: bool = False,
     image_shape: bool = False,
+    validation_fraction: float = 0.0,
 ) -> ShardDataset:
     """Class-incremental digits: shard ``k`` holds the ``k``-th group of ``class_order``.
 
@@ -111,6 +115,8 @@ def build_digits_split(
         domain_incremental: Label each sample by its class's position within its shard's
             group: one ``classes_per_shard``-way output shared by every shard.
         image_shape: Features shaped ``(8, 8)`` instead of 64 flat values.
+        validation_fraction: Fraction of each training shard carved out as its validation
+            split (seeded by ``seed``, stratified by class); 0: none.
     """
     groups = class_groups(class_order, classes_per_shard, NUM_CLASSES)
     params = {"groups": groups, "heldout_fraction": heldout_fraction, "seed": seed}
@@ -125,7 +131,16 @@ def build_digits_split(
     )
     name = name or ("digits_split_domain" if domain_incremental else "digits_split")
     classes = classes_per_shard if domain_incremental else NUM_CLASSES
-    return _build(cache_dir, "digits_split", name, params, write, classes, bool(image_shape))
+    return _build(
+        cache_dir,
+        "digits_split",
+        name,
+        params,
+        write,
+        classes,
+        bool(image_shape),
+        validation_fraction,
+    )
 
 
 def build_digits_permuted(
@@ -137,6 +152,7 @@ def build_digits_permuted(
     heldout_fraction: float = 0.2,
     seed: int = 0,
     image_shape: bool = False,
+    validation_fraction: float = 0.0,
 ) -> ShardDataset:
     """Domain-incremental digits: shard ``k`` is every digit under pixel permutation ``k``.
 
@@ -148,6 +164,8 @@ def build_digits_permuted(
         heldout_fraction: Fraction held out (one stratified split shared by all shards).
         seed: Seed of the permutations and of the held-out split.
         image_shape: Features shaped ``(8, 8)`` instead of 64 flat values.
+        validation_fraction: Fraction of each training shard carved out as its validation
+            split (seeded by ``seed``, stratified by class); 0: none.
     """
     if num_shards < 1:
         raise ValueError(f"data.num_shards: expected an integer >= 1. Received: {num_shards}")
@@ -165,7 +183,15 @@ def build_digits_permuted(
         heldout_fraction=heldout_fraction,
         seed=seed,
     )
-    return _build(cache_dir, "digits_permuted", name, params, write, image_shape=bool(image_shape))
+    return _build(
+        cache_dir,
+        "digits_permuted",
+        name,
+        params,
+        write,
+        image_shape=bool(image_shape),
+        validation_fraction=validation_fraction,
+    )
 
 
 def build_digits_rotated(
@@ -176,6 +202,7 @@ def build_digits_rotated(
     heldout_fraction: float = 0.2,
     seed: int = 0,
     image_shape: bool = False,
+    validation_fraction: float = 0.0,
 ) -> ShardDataset:
     """Domain-incremental digits: shard ``k`` is every digit rotated by ``angles[k]`` degrees.
 
@@ -186,6 +213,8 @@ def build_digits_rotated(
         heldout_fraction: Fraction held out (one stratified split shared by all shards).
         seed: Seed of the held-out split.
         image_shape: Features shaped ``(8, 8)`` instead of 64 flat values.
+        validation_fraction: Fraction of each training shard carved out as its validation
+            split (seeded by ``seed``, stratified by class); 0: none.
     """
     angles = [float(a) for a in angles]
     if not angles:
@@ -198,7 +227,15 @@ def build_digits_rotated(
         heldout_fraction=heldout_fraction,
         seed=seed,
     )
-    return _build(cache_dir, "digits_rotated", name, params, write, image_shape=bool(image_shape))
+    return _build(
+        cache_dir,
+        "digits_rotated",
+        name,
+        params,
+        write,
+        image_shape=bool(image_shape),
+        validation_fraction=validation_fraction,
+    )
 
 
 def _permute(features: np.ndarray, perm: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import json
 
 from forgetbench.data.dataset import ShardDataset
 
-SPLITS = ("train", "heldout")
+SPLITS = ("train", "heldout", "validation")  # validation only where the dataset has one
 
 
 def fingerprint(dataset: ShardDataset) -> dict:
@@ -22,7 +22,12 @@ def fingerprint(dataset: ShardDataset) -> dict:
     ``files`` maps each shard name to the file it was read from (the user's file for a carved
     split), for messages naming what changed.
     """
-    shards = {split: {s.name: s.digest for s in getattr(dataset, split).shards} for split in SPLITS}
+    stores = {split: getattr(dataset, split) for split in SPLITS}
+    shards = {
+        split: {s.name: s.digest for s in store.shards}
+        for split, store in stores.items()
+        if store is not None
+    }
     text = json.dumps({"num_classes": dataset.num_classes, "shards": shards}, sort_keys=True)
     files = {s.name: s.source for s in dataset.train.shards}
     files.update(dataset.sources)

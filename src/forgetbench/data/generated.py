@@ -18,8 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from forgetbench.data.dataset import ShardDataset
-from forgetbench.data.store import ShardStore
 from forgetbench.tempfiles import remove_stale, temporary_folder
 
 FEATURE_KEY = "array1"
@@ -68,14 +66,4 @@ def write_shard(path: Path, features: np.ndarray, labels: np.ndarray) -> None:
     np.savez(
         path,
         **{FEATURE_KEY: np.asarray(features, np.float32), LABEL_KEY: np.asarray(labels, np.int64)},
-    )
-
-
-def open_cached(folder: Path, name: str, num_classes: int) -> ShardDataset:
-    """Opens ``folder/train`` and ``folder/heldout`` (common layout) as a dataset."""
-    return ShardDataset(
-        name=name,
-        train=ShardStore(folder / "train", feature_key=FEATURE_KEY, label_key=LABEL_KEY),
-        heldout=ShardStore(folder / "heldout", feature_key=FEATURE_KEY, label_key=LABEL_KEY),
-        num_classes=num_classes,
     )

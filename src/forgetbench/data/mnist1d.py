@@ -17,8 +17,9 @@ import numpy as np
 from mnist1d.data import get_dataset_args, make_dataset
 
 from forgetbench.data.dataset import ShardDataset
-from forgetbench.data.generated import cached_folder, open_cached
+from forgetbench.data.generated import cached_folder
 from forgetbench.data.scenarios import class_groups, write_class_incremental
+from forgetbench.data.validation import open_splits, with_validation
 
 NUM_CLASSES = 10
 
@@ -71,6 +72,7 @@ def build_mnist1d_split(
     heldout_fraction: float = 0.2,
     seed: int = 0,
     domain_incremental: bool = False,
+    validation_fraction: float = 0.0,
 ) -> ShardDataset:
     """Class-incremental MNIST-1D: shard ``k`` holds the ``k``-th group of ``class_order``.
 
@@ -86,6 +88,8 @@ def build_mnist1d_split(
         seed: Seed of the held-out split.
         domain_incremental: Label each sample by its class's position within its shard's
             group: one ``classes_per_shard``-way output shared by every shard.
+        validation_fraction: Fraction of each training shard carved out as its validation
+            split (seeded by ``seed``, stratified by class); 0: none.
     """
     groups = class_groups(class_order, classes_per_shard, NUM_CLASSES)
     params = {
@@ -105,6 +109,7 @@ def build_mnist1d_split(
             folder, x, y, groups, heldout_fraction, seed, bool(domain_incremental)
         )
 
+    params, write = with_validation(params, write, validation_fraction, seed)
     folder = cached_folder(cache_dir, "mnist1d_split", params, write)
     name = name or ("mnist1d_split_domain" if domain_incremental else "mnist1d_split")
-    return open_cached(folder, name, classes_per_shard if domain_incremental else NUM_CLASSES)
+    return open_splits(folder, name, classes_per_shard if domain_incremental else NUM_CLASSES)

@@ -2,6 +2,8 @@
 
 The held-out split of each shard is either read from a parallel folder holding shards of the same
 names (``heldout_dir``) or carved from the shard with a seeded fraction (``heldout_fraction``).
+An optional validation split is read the same way from ``validation_dir``, or carved from the
+training part that remains (``validation_fraction``; 0: no validation split).
 A carve is written once into the data cache, in a folder named by a hash of the parameters and of
 the source files' sizes and modification times (a changed shard gives a new carve). It copies
 rows in chunks between memory maps, so memory does not grow with the folder's size.
@@ -24,6 +26,7 @@ from forgetbench.data.generated import FEATURE_KEY, LABEL_KEY, cached_folder
 from forgetbench.data.shard_cache import source_stamp
 from forgetbench.data.shard_checks import chunk_rows, source_files
 from forgetbench.data.store import ShardStore
+from forgetbench.data.validation import check_fraction
 
 SPLITS = ("train", "heldout")
 MAX_INFERRED_CLASSES = 1_000_000  # above this, data.num_classes must be set
@@ -48,6 +51,8 @@ def build_npz_dir(
     seed: int = 0,
     convert_cache: str | os.PathLike | None = None,
     labels: str = "index",
+    validation_fraction: float = 0.0,
+    validation_dir: str | os.PathLike | None = None,
 ) -> ShardDataset:
     """Opens a folder of shards, with a held-out split per shard.
 
@@ -72,6 +77,10 @@ def build_npz_dir(
         labels: How labels are read: ``index`` (class ids; whole floats and ``(N, 1)`` are
             accepted), ``onehot`` or ``argmax`` (rows of ``(N, C)``; see
             :mod:`forgetbench.data.labels`).
+        validation_fraction: Fraction of every training shard (what remains after the held-out
+            carve) carved out, uniformly at random, as its validation split; 0: none (ignored
+            when ``validation_dir`` is given).
+        validation_dir: Folder with a validation shard of the same name for every training shard.
 
     Raises:
         ShardFormatError: naming the file and what was expected, for any bad shard.
@@ -107,9 +116,28 @@ def build_npz_dir(
     else:
         heldout = open_heldout_dir(train, Path(heldout_dir).expanduser(), **options)
         labelled.append(heldout)
+    validation = None
+    if validation_dir is not None:
+        validation = open_heldout_dir(
+            train, Path(validation_dir).expanduser(), role="Validation", **options
+        )
+        labelled.append(validation)
+    elif check_fraction(validation_fraction) > 0:
+        train, validation = carve_heldout(
+            train,
+            cache_dir,
+            fraction=validation_fraction,
+            seed=seed,
+            allow_nonfinite=allow_nonfinite,
+            feature_key=FEATURE_KEY if heldout_dir is None else feature_key,
+            label_key=LABEL_KEY if heldout_dir is None else label_key,
+            key="data.validation_fraction",
+        )
     if num_classes is None:
         num_classes = inferred_num_classes(*labelled)
-    return ShardDataset(name, train, heldout, num_classes=num_classes, sources=sources)
+    return ShardDataset(
+        name, train, heldout, num_classes=num_classes, sources=sources, validation=validation
+    )
 
 
 def inferred_num_classes(*stores: ShardStore) -> int:
@@ -132,7 +160,13 @@ def inferred_num_classes(*stores: ShardStore) -> int:
 
 
 def open_heldout_dir(
-    train: ShardStore, heldout_dir: Path, *, feature_key: str, label_key: str, **options
+    train: ShardStore,
+    heldout_dir: Path,
+    *,
+    feature_key: str,
+    label_key: str,
+    role: str = "Held-out",
+    **options,
 ) -> ShardStore:
     """Opens the held-out shards of ``train``'s shards, in the same order, from ``heldout_dir``.
 
@@ -141,6 +175,7 @@ def open_heldout_dir(
         heldout_dir: Folder holding a shard of the same name for every training shard.
         feature_key: Key (member name) of the features.
         label_key: Key (member name) of the labels.
+        role: What the folder holds, in messages (``Held-out`` or ``Validation``).
         **options: Further :class:`ShardStore` arguments (``allow_nonfinite``, ``cache_root``).
 
     Raises:
@@ -149,8 +184,8 @@ def open_heldout_dir(
     """
     if heldout_dir.resolve() == train.folder.resolve():
         warnings.warn(
-            f"data.heldout_dir is the training folder {train.folder}: accuracies are measured "
-            "on the training samples",
+            f"data.{role.lower().replace('-', '')}_dir is the training folder {train.folder}: "
+            "accuracies are measured on the training samples",
             stacklevel=2,
         )
     held = discover_shards(heldout_dir, feature_key, label_key)
@@ -158,7 +193,7 @@ def open_heldout_dir(
     unknown = sorted(set(held) - set(discover_shards(train.folder, feature_key, label_key)))
     if missing or unknown:
         raise ShardFormatError(
-            f"Held-out folder {heldout_dir}: expected one shard per training shard of "
+            f"{role} folder {heldout_dir}: expected one shard per training shard of "
             f"{train.folder}, with the same names. Received: missing {missing}, no training "
             f"shard for {unknown}"
         )
@@ -166,7 +201,7 @@ def open_heldout_dir(
     return ShardStore(heldout_dir, order=train.names, **keys, **options)
 
 
-def heldout_count(n: int, fraction: float, source: str) -> int:
+def heldout_count(n: int, fraction: float, source: str, key: str = "data.heldout_fraction") -> int:
     """Held-out samples carved from a shard of ``n``: ``fraction * n`` rounded, at least 1.
 
     Raises:
@@ -174,14 +209,13 @@ def heldout_count(n: int, fraction: float, source: str) -> int:
         ShardFormatError: if no training sample would be left.
     """
     if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
-        raise ValueError(
-            f"data.heldout_fraction: expected a number in (0, 1). Received: {fraction}"
-        )
+        raise ValueError(f"{key}: expected a number in (0, 1). Received: {fraction}")
     count = max(1, int(n * fraction + 0.5))
     if count >= n:
         raise ShardFormatError(
-            f"Shard {source}: expected at least 2 samples to carve a held-out split "
-            f"(heldout_fraction={fraction}). Received {n}"
+            f"Shard {source}: expected at least 2 samples to carve a "
+            f"{'held-out' if 'heldout' in key else 'validation'} split "
+            f"({key}={fraction}). Received {n}"
         )
     return count
 
@@ -195,6 +229,7 @@ def carve_heldout(
     feature_key: str,
     label_key: str,
     allow_nonfinite: bool = False,
+    key: str = "data.heldout_fraction",
 ) -> tuple[ShardStore, ShardStore]:
     """Splits every shard of ``store`` into a training and a held-out shard in the data cache.
 
@@ -209,11 +244,14 @@ def carve_heldout(
         feature_key: Key of the features ``store`` was read with.
         label_key: Key of the labels ``store`` was read with.
         allow_nonfinite: Accept NaN or infinite features instead of raising.
+        key: The config key of ``fraction``, in messages; a carve for another key
+            (``data.validation_fraction``) draws from its own random stream.
 
     Returns:
         The training and held-out stores, ``.npy`` pairs with keys ``array1`` and ``array2``.
     """
-    counts = [heldout_count(s.n, fraction, s.source) for s in store.shards]
+    counts = [heldout_count(s.n, fraction, s.source, key) for s in store.shards]
+    stream = [] if key == "data.heldout_fraction" else [zlib.crc32(key.encode())]
     params = {
         "source": str(store.folder.resolve()),
         "files": [source_stamp(source_files(s)) for s in store.shards],
@@ -221,13 +259,15 @@ def carve_heldout(
         "heldout_fraction": fraction,
         "seed": seed,
     }
+    if stream:  # only then: held-out carves keep their cache folders
+        params["split"] = key
 
     def write(folder: Path) -> None:
         needed = sum(a.nbytes for a in (*store.features, *store.labels))
         what = f"the carved train and held-out splits of {store.folder}"
         diskspace.require(cache_dir, needed, what, CARVE_FIX)
         for k, (shard, count) in enumerate(zip(store.shards, counts, strict=True)):
-            rng = np.random.default_rng([seed, zlib.crc32(shard.name.encode())])
+            rng = np.random.default_rng([seed, zlib.crc32(shard.name.encode()), *stream])
             held = np.sort(rng.choice(shard.n, size=count, replace=False))
             kept = np.setdiff1d(np.arange(shard.n), held, assume_unique=True)
             for split, rows in (("train", kept), ("heldout", held)):

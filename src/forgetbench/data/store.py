@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import errno
 import logging
 from pathlib import Path
@@ -103,6 +104,28 @@ class ShardStore:
         self._pack: tuple[np.ndarray, np.ndarray] | None = None
         self.sizes = np.array([s.n for s in self.shards], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+
+    def subset(self, start: int | None, stop: int | None) -> ShardStore:
+        """The shards ``start:stop`` (a slice of the training order) as a store of the same files.
+
+        Raises:
+            ShardFormatError: if the slice holds no shard.
+        """
+        chosen = self.shards[start:stop]
+        if not chosen:
+            raise ShardFormatError(
+                f"shard_range=[{start}, {stop}] of {self.folder}: expected a slice holding at "
+                f"least one of its {self.num_shards} shards. Received an empty one"
+            )
+        sub = copy.copy(self)
+        sub.shards = chosen
+        sources = [Path(s.source) for s in chosen]
+        sub.features = ShardMaps([Path(s.features) for s in chosen], sources, self.folder)
+        sub.labels = ShardMaps([Path(s.labels) for s in chosen], sources, self.folder)
+        sub._pack = None
+        sub.sizes = np.array([s.n for s in chosen], dtype=np.int64)
+        sub.offsets = np.concatenate([[0], np.cumsum(sub.sizes)]).astype(np.int64)
+        return sub
 
     @property
     def names(self) -> list[str]:

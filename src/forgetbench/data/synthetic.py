@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from forgetbench.data.dataset import ShardDataset
-from forgetbench.data.generated import cached_folder, open_cached, write_shard
+from forgetbench.data.generated import cached_folder, write_shard
+from forgetbench.data.validation import open_splits, with_validation
 
 
 def shard_sizes(num_shards: int, samples_per_shard: int, size_jitter: float, rng) -> np.ndarray:
@@ -94,6 +95,7 @@ def build_synthetic(
     context_noise: float = 0.1,
     size_jitter: float = 0.3,
     seed: int = 0,
+    validation_fraction: float = 0.0,
 ) -> ShardDataset:
     """Builds (or reuses from the cache) the drifting synthetic shards.
 
@@ -113,6 +115,8 @@ def build_synthetic(
         context_noise: Noise std along the context direction (small: shards are told apart).
         size_jitter: Relative spread of shard sizes.
         seed: Seed of the data (independent of the training seed).
+        validation_fraction: Fraction of each training shard carved out as its validation
+            split (seeded by ``seed``, stratified by class); 0: none.
     """
     if dim < 3:
         raise ValueError(f"data.dim: expected an integer >= 3. Received: {dim}")
@@ -128,5 +132,7 @@ def build_synthetic(
         "size_jitter": size_jitter,
         "seed": seed,
     }
-    folder = cached_folder(cache_dir, "synthetic", params, partial(write_synthetic, **params))
-    return open_cached(folder, name, num_classes=2)
+    write = partial(write_synthetic, **params)
+    params, write = with_validation(params, write, validation_fraction, seed)
+    folder = cached_folder(cache_dir, "synthetic", params, write)
+    return open_splits(folder, name, num_classes=2)

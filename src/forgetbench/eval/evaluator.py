@@ -1,4 +1,4 @@
-"""Accuracy and loss on every shard's held-out split, in one compiled pass."""
+"""Accuracy and loss on every shard's held-out (test) and validation splits in one pass."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from forgetbench.data.store import ShardStore
 from forgetbench.losses import per_sample_loss
 
 SCENARIOS = ("class_incremental", "task_incremental")
+TEST, VALIDATION = "test", "val"  # values of the records' ``split`` (when there is a validation)
 UNROLL_BATCHES = 8  # up to this many evaluation batches are unrolled in the compiled graph
 MAX_CACHED_PASSES = 16
 # Compiled evaluation passes of this process, by network, forward, layout and shard structure:
@@ -42,8 +43,11 @@ def task_classes(dataset: ShardDataset, scenario: str) -> list[tuple[int, ...]] 
         )
     if scenario == "class_incremental":
         return None
-    pairs = zip(dataset.train.shards, dataset.heldout.shards, strict=True)
-    return [tuple(sorted({*train.classes, *heldout.classes})) for train, heldout in pairs]
+    stores = [dataset.train, dataset.heldout]
+    if dataset.validation is not None:
+        stores.append(dataset.validation)
+    per_shard = zip(*(store.shards for store in stores), strict=True)
+    return [tuple(sorted({c for shard in shards for c in shard.classes})) for shards in per_shard]
 
 
 class Evaluator:
@@ -68,6 +72,9 @@ class Evaluator:
             back to the plain graph with a warning.
         groups: Evaluation group of every shard (:mod:`forgetbench.eval.groups`): results are
             summed per group, one record per group; ``None``: one group per shard.
+        validation: The validation split of every training shard, evaluated in the same pass;
+            records then carry ``split`` (``test`` for the held-out split, ``val``). ``None``:
+            held-out only, records without ``split``.
     """
 
     def __init__(
@@ -77,10 +84,18 @@ class Evaluator:
         task_classes: Sequence[Sequence[int]] | None = None,
         jit_compile: bool = True,
         groups: np.ndarray | None = None,
+        validation: ShardStore | None = None,
     ) -> None:
         x, y = heldout.load_all()
         self.shard = heldout.shard_ids()
         self.num_shards = heldout.num_shards
+        split = np.zeros(len(y), np.int64)  # 0: held-out (test), 1: validation
+        self.splits = [TEST] if validation is None else [TEST, VALIDATION]
+        if validation is not None:
+            vx, vy = validation.load_all()
+            x, y = np.concatenate([x, vx]), np.concatenate([y, vy])
+            self.shard = np.concatenate([self.shard, validation.shard_ids()])
+            split = np.concatenate([split, np.ones(len(vy), np.int64)])
         if groups is None:
             groups = np.arange(self.num_shards)
         self.groups = np.asarray(groups, dtype=np.int64)
@@ -90,7 +105,9 @@ class Evaluator:
                 f"of shape {self.groups.shape}"
             )
         self.num_groups = int(self.groups.max()) + 1
-        self.group = self.groups[self.shard].astype(np.int32)  # group of every held-out sample
+        # Segment of every evaluated sample: its group, offset by the split's groups.
+        self.group = (self.groups[self.shard] + split * self.num_groups).astype(np.int32)
+        self.num_segments = self.num_groups * len(self.splits)
         self.num_samples = n = len(y)
         self.batch_size = b = min(int(batch_size), n)
         self.num_batches = -(-n // b)
@@ -100,7 +117,7 @@ class Evaluator:
         ).reshape(self.num_batches, b, *x.shape[1:])
         self.y = np.concatenate([y.astype(np.int32, copy=False), np.zeros(padding, np.int32)])
         self.y = self.y.reshape(self.num_batches, b)
-        self.counts = np.bincount(self.group, minlength=self.num_groups)
+        self.counts = np.bincount(self.group, minlength=self.num_segments)
         self.task_classes = task_classes
         self.jit_compile = bool(jit_compile)
         self._tensors = None
@@ -150,7 +167,7 @@ class Evaluator:
     def _build(self, net: keras.Model, forward: Callable | None):
         """The compiled pass (XLA) and its plain-graph fallback for ``net``."""
         allowed = self._allowed(net.output_shape[-1])
-        n, num_groups = self.num_samples, self.num_groups
+        n, num_groups = self.num_samples, self.num_segments
         group_ids = tf.constant(self.group)
 
         def evaluate_batch(x, y, shard):
@@ -187,7 +204,7 @@ class Evaluator:
         )
 
     def _sums(self, net: keras.Model, forward: Callable | None) -> np.ndarray:
-        """``(num_groups, 2)`` correct predictions and summed losses, compiled with XLA if it can.
+        """``(num_segments, 2)`` correct predictions and summed losses, compiled with XLA if it can.
 
         A network XLA cannot compile is evaluated by the plain graph from then on.
         """
@@ -211,6 +228,8 @@ class Evaluator:
         """Per-group ``eval_shard``, ``accuracy``, ``loss`` and ``n_eval`` records.
 
         ``eval_shard`` is the group's index: the shard's own index when every shard is a group.
+        With a validation split, every group has a ``test`` record, then a ``val`` one (key
+        ``split``).
 
         Args:
             net: The network (its logits are evaluated unless ``forward`` is given).
@@ -218,14 +237,19 @@ class Evaluator:
                 shard (a per-shard network or head); ``None``: ``net(x)``.
         """
         sums = self._sums(net, forward)
-        acc = sums[:, 0] / self.counts
-        mean_loss = sums[:, 1] / self.counts
-        return [
-            {
-                "eval_shard": j,
-                "accuracy": float(acc[j]),
-                "loss": float(mean_loss[j]),
-                "n_eval": int(self.counts[j]),
-            }
-            for j in range(self.num_groups)
-        ]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            acc = sums[:, 0] / self.counts
+            mean_loss = sums[:, 1] / self.counts
+        records = []
+        for s, split in enumerate(self.splits):
+            for j in range(self.num_groups):
+                i = s * self.num_groups + j
+                record = {"split": split} if len(self.splits) > 1 else {}
+                record.update(
+                    eval_shard=j,
+                    accuracy=float(acc[i]),
+                    loss=float(mean_loss[i]),
+                    n_eval=int(self.counts[i]),
+                )
+                records.append(record)
+        return records

@@ -1,4 +1,10 @@
-"""A run's final metrics, accuracy matrix and forgetting onsets, read off its curves."""
+"""A run's final metrics, accuracy matrix and forgetting onsets, read off its curves.
+
+With a validation split the curves carry ``split`` (``test``, ``val``): every metric is
+computed for both, the held-out (test) ones under their usual names, the validation ones
+prefixed ``val_`` (``val_acc``, ...), with the validation accuracy matrix as
+``val_accuracy_matrix``; onsets are the test split's.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,23 @@ def _onsets(
     return onsets
 
 
+VALIDATION_PREFIX = "val_"
+
+
+def test_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """The held-out (test) split's records of a run's curves (all of them without ``split``)."""
+    if "split" not in curves:
+        return curves
+    return curves[curves["split"] == "test"].drop(columns="split")
+
+
+def validation_sizes(dataset) -> dict:
+    """``{"validation_sizes": [...]}`` for a dataset with a validation split, else ``{}``."""
+    if getattr(dataset, "validation", None) is None:
+        return {}
+    return {"validation_sizes": dataset.validation.sizes.tolist()}
+
+
 def summarise(
     curves: pd.DataFrame,
     boundaries: np.ndarray,
@@ -34,7 +57,37 @@ def summarise(
     onset_patience: int,
     mixed: bool = False,
 ) -> dict:
-    """Metrics, accuracy matrix, initial accuracies, boundaries and onsets of one run.
+    """Metrics of the test split and, when the curves have one, of the validation split.
+
+    Args:
+        curves: The run's tidy evaluation records (``split`` when there is a validation split).
+        boundaries: Real samples seen at the end of each sequential phase.
+        onset_delta: Drop below the peak that counts as forgetting.
+        onset_patience: Evaluation points the drop must last.
+        mixed: Every shard trains until the end (no onsets).
+    """
+    if "split" not in curves:
+        return summarise_split(curves, boundaries, onset_delta, onset_patience, mixed)
+    test = curves[curves["split"] == "test"]
+    results = summarise_split(test, boundaries, onset_delta, onset_patience, mixed)
+    validation = summarise_split(
+        curves[curves["split"] == "val"], boundaries, onset_delta, onset_patience, mixed
+    )
+    results["metrics"].update(
+        {f"{VALIDATION_PREFIX}{k}": v for k, v in validation["metrics"].items()}
+    )
+    results["val_accuracy_matrix"] = validation["accuracy_matrix"]
+    return results
+
+
+def summarise_split(
+    curves: pd.DataFrame,
+    boundaries: np.ndarray,
+    onset_delta: float,
+    onset_patience: int,
+    mixed: bool = False,
+) -> dict:
+    """Metrics, accuracy matrix, initial accuracies, boundaries and onsets of one split.
 
     Args:
         curves: The run's tidy evaluation records.

@@ -139,7 +139,8 @@ def onsets_table(summaries: list[dict], runs: pd.DataFrame, keys: list[str]) -> 
                     "total_samples": total,
                 }
             )
-    out = pd.DataFrame(rows)
+    columns = [*keys, "seed", "run_id", "eval_shard", "samples_seen", "samples_to_forget"]
+    out = pd.DataFrame(rows, columns=[*columns, "forgotten", "total_samples"])  # maybe none
     for column in ("samples_seen", "samples_to_forget"):
         out[column] = pd.to_numeric(out[column], errors="coerce").astype(float)
     return order_strategies(out)

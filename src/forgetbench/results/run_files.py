@@ -60,6 +60,8 @@ def split_summary(summary: dict) -> tuple[dict, dict[str, pd.DataFrame]]:
         for column in ("group", "group_name"):
             if column in shards:
                 table[column] = shards[column]
+        if "validation_sizes" in shards:  # datasets with a validation split
+            table["validation_size"] = shards["validation_sizes"]
         tables[SHARDS] = table
         compact["shards"] = {
             "file": SHARDS,
@@ -112,6 +114,8 @@ def join_summary(summary: dict, folder: str | Path) -> dict:
             "heldout_sizes": table["heldout_size"].tolist(),
             **{c: table[c].tolist() for c in ("group", "group_name") if c in table},
         }
+        if "validation_size" in table:
+            full["shards"]["validation_sizes"] = table["validation_size"].tolist()
     data = full.get("data")
     if isinstance(data, dict) and "file" in data:
         table = pd.read_parquet(folder / data["file"])

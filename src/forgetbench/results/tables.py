@@ -91,3 +91,37 @@ def latex(table: pd.DataFrame) -> str:
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def paired_markdown(paired: pd.DataFrame) -> str:
+    """The paired comparisons as Markdown: ``a - b`` with its 95% interval and Holm's p."""
+    if paired.empty:
+        return "No pair of strategies shares a setting and seeds: no paired comparison.\n"
+    keys = list(paired.columns[: paired.columns.get_loc("metric")])
+    lines = [
+        "Paired differences a - b over the seeds both ran (95% Student-t interval); p: paired "
+        "t-test, Holm-adjusted over the pairs of each setting and metric; * p_holm < 0.05.",
+        "",
+        "| " + " | ".join([*keys, "metric", "a", "b", "seeds", "a - b", "95% CI", "p_holm"]) + " |",
+        "|" + "---|" * (len(keys) + 7),
+    ]
+    for row in paired.itertuples(index=False):
+        r = row._asdict()
+        mark = " *" if r["significant"] else ""
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    *(str(r[k]) for k in keys),
+                    r["metric"],
+                    r["strategy_a"],
+                    r["strategy_b"],
+                    str(r["n"]),
+                    f"{r['mean_diff']:+.3f}",
+                    f"[{r['ci95_low']:+.3f}, {r['ci95_high']:+.3f}]",
+                    f"{r['p_holm']:.3g}{mark}",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
