@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 DOCS = ROOT / "docs"
 PRESET_GROUPS = ("experiment", "tuned")
+LEAF_MAPPINGS = ("hydra.sweeper.params",)  # its entries are search dimensions named by keys
+HYDRA_LOGGING = ("hydra.hydra_logging", "hydra.job_logging")  # Hydra's own logging setup
 KEY_ROW = re.compile(r"^\s*\|\s*`([A-Za-z_]\w*(?:\.\w+)*)`\s*\|")
 FILE_NAME = re.compile(r"\.(py|ya?ml|md|json|parquet|npz|npy|csv|tex)$")  # module rows are not keys
 PACKAGE = re.compile(r"^#\s*@package\s+(\S+)", re.MULTILINE)
@@ -50,7 +52,7 @@ def leaf_keys(node: object, prefix: str, *, root: bool = True) -> Iterator[str]:
     ``defaults`` at the root and Hydra's ``_target_``-style keys are not keys a person sets;
     a mapping holding only such keys (an instantiated object) is a leaf itself.
     """
-    if isinstance(node, dict):
+    if isinstance(node, dict) and prefix not in LEAF_MAPPINGS:
         children = {
             str(key): value
             for key, value in node.items()
@@ -72,7 +74,8 @@ def keys_of_files(conf: Path, *, presets: bool) -> dict[str, Path]:
             continue
         content = yaml.safe_load(path.read_text()) or {}
         for key in leaf_keys(content, package_of(path, conf)):
-            found.setdefault(key, path)
+            if not key.startswith(HYDRA_LOGGING):
+                found.setdefault(key, path)
     return found
 
 
