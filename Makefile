@@ -33,8 +33,11 @@ demo: install
 	cp results/sweeps/demo/report/summary.md results/sweeps/demo/report/summary.tex results/tables/
 	@echo "Results: results/sweeps/demo/report/ (tables, figures); curated copies in results/figures/ and results/tables/"
 
+# Test workers (pytest-xdist processes); whole files go to one worker, so module fixtures run once.
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Benchmarks (about 13 minutes on 2 cores, about 9 GB of scratch disk for the memory run):
 # tables printed, JSON written to results/bench/. See docs/performance.md.
@@ -56,7 +59,7 @@ bench-peers: install
 	$(BIN)/python bench/peers/run.py $(PEERS_ARGS)
 
 test-slow: install
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow -n $(TEST_WORKERS) --dist loadfile
 
 # The site (mkdocs.yml, docs/) into site/; --strict: a broken link, a missing page or a docstring
 # that does not render fails the build. `make docs-serve` previews it at http://127.0.0.1:8000.
