@@ -161,7 +161,11 @@ def chosen_markdown(choices: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="forgetbench-tune", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="forgetbench-tune",
+        description=__doc__.replace("``", "`").replace("::\n", ":\n").replace(":mod:", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--strategies", required=True, help="comma-separated, e.g. ewc,replay")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the final runs (0,1,2)")
