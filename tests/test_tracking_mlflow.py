@@ -47,16 +47,21 @@ def check_run(uri: str, out: Path, summary: dict, tmp_path: Path) -> None:
     assert Path(local).read_text() == (out / "summary.json").read_text()
 
 
-def test_mlflow_run_in_a_sqlite_store_reads_back(tiny_cfg, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root: ./mlruns
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    cfg = tiny_cfg(
+def mlflow_cfg(tiny_cfg, uri: str):
+    """A tiny replay run logging to the MLflow tracking store at ``uri``."""
+    return tiny_cfg(
         "strategy=replay",
         "logger=mlflow",
         f"logger.tracking_uri={uri}",
         "logger.experiment=forgetbench-test",
         "output.run_figure=false",
     )
+
+
+def test_mlflow_run_in_a_sqlite_store_reads_back(tiny_cfg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root: ./mlruns
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = mlflow_cfg(tiny_cfg, uri)
     summary = run(cfg, tmp_path / "run")
     check_run(uri, tmp_path / "run", summary, tmp_path / "download")
     assert (tmp_path / "mlruns").is_dir()
@@ -94,13 +99,7 @@ def test_mlflow_run_through_a_local_server_reads_back(tiny_cfg, tmp_path):
                 assert server.poll() is None, server.stderr.read()[-2000:]
                 assert time.monotonic() < deadline, "mlflow server did not start in 120 s"
                 time.sleep(0.5)
-        cfg = tiny_cfg(
-            "strategy=replay",
-            "logger=mlflow",
-            f"logger.tracking_uri={uri}",
-            "logger.experiment=forgetbench-test",
-            "output.run_figure=false",
-        )
+        cfg = mlflow_cfg(tiny_cfg, uri)
         summary = run(cfg, tmp_path / "run")
         check_run(uri, tmp_path / "run", summary, tmp_path / "download")
     finally:
