@@ -64,6 +64,8 @@ def test_searches_then_reruns_the_best_over_fresh_seeds(tmp_path, write_fake_run
             for seed in (0, 1, 2):
                 write_fake_run(sweep / f"seed={seed}", strategy, seed)
 
+    stale = tmp_path / "out" / "final" / "joint" / "choice-earlier" / "seed=9"
+    write_fake_run(stale, "joint", 9)  # final run of an earlier choice: not in the report
     choices = tuned_comparison(
         ["sequential", "joint"],
         tmp_path / "out",
@@ -90,6 +92,7 @@ def test_searches_then_reruns_the_best_over_fresh_seeds(tmp_path, write_fake_run
     assert "optimizer.learning_rate=0.1" in (report / "chosen.md").read_text()
     summary = pd.read_csv(report / "summary.csv")
     assert sorted(summary["strategy"]) == ["joint", "sequential"]
+    assert (summary["seeds"] == 3).all()
 
 
 @pytest.mark.slow

@@ -12,12 +12,14 @@ chosen::
 With ``--first-shards K`` the protocol of Chaudhry et al. (2019) is followed: the search sees
 shards ``0..K-1`` only (``shard_range=[0, K]``) and the comparison runs on the others
 (``shard_range=[K, null]``). Every step is a ``forgetbench`` multirun in its own folder
-(``OUT/search/STRATEGY``, ``OUT/final/STRATEGY``), so running the command again resumes it.
+(``OUT/search/STRATEGY``, ``OUT/final/STRATEGY/choice-DIGEST``), so running the command again
+resumes it; the report reads the final runs of the current choices only.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import subprocess
 import sys
 from collections.abc import Callable
@@ -66,6 +68,15 @@ def validation_fraction(trial_folder: str) -> float:
     return float(config["data"].get("validation_fraction") or 0.0)
 
 
+def choice_folder(final: list[str]) -> str:
+    """``choice-<digest>``: the final runs' folder for one choice of values (and seeds).
+
+    A search that picks other values (more trials, another objective) re-runs into a new
+    folder, and the report reads the folders of the current choices only.
+    """
+    return "choice-" + hashlib.sha256("\n".join(final).encode()).hexdigest()[:10]
+
+
 def tuned_comparison(
     strategies: list[str],
     out: Path,
@@ -92,7 +103,7 @@ def tuned_comparison(
     budget = [] if n_trials is None else [f"hydra.sweeper.n_trials={n_trials}"]
     search_range = [] if first_shards is None else [f"shard_range=[0,{first_shards}]"]
     final_range = [] if first_shards is None else [f"shard_range=[{first_shards},null]"]
-    rows = []
+    rows, final_dirs = [], []
     for strategy in strategies:
         search_dir = out / "search" / strategy
         runner(
@@ -109,18 +120,15 @@ def tuned_comparison(
         chosen = chosen_overrides(list(best["overrides"]), overrides)
         fraction = validation_fraction(best["folder"])
         trials = trials_table(search_dir)
-        runner(
-            [
-                "-m",
-                f"strategy={strategy}",
-                *final_overrides(overrides),
-                *chosen,
-                f"data.validation_fraction={fraction}",
-                *final_range,
-                f"seed={','.join(str(s) for s in seeds)}",
-                f"hydra.sweep.dir={out / 'final' / strategy}",
-            ]
-        )
+        final = [
+            *final_overrides(overrides),
+            *chosen,
+            f"data.validation_fraction={fraction}",
+            *final_range,
+            f"seed={','.join(str(s) for s in seeds)}",
+        ]
+        final_dirs.append(out / "final" / strategy / choice_folder(final))
+        runner(["-m", f"strategy={strategy}", *final, f"hydra.sweep.dir={final_dirs[-1]}"])
         rows.append(
             {
                 "strategy": strategy,
@@ -136,7 +144,7 @@ def tuned_comparison(
         )
     choices = pd.DataFrame(rows)
     report_dir = out / "report"
-    report([out / "final"], report_dir)
+    report(final_dirs, report_dir)  # this choice's runs only, not those of earlier choices
     write_with(report_dir / "chosen.csv", lambda p: choices.to_csv(p, index=False))
     write_with(report_dir / "chosen.md", lambda p: p.write_text(chosen_markdown(choices)))
     print(chosen_markdown(choices))
