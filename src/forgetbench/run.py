@@ -29,6 +29,7 @@ from forgetbench.options import (
     invalid_message,
     number_where,
     one_of,
+    option_message,
     or_null,
 )
 from forgetbench.results.io import (
@@ -78,15 +79,16 @@ RULES = {
 _ABSENT = object()
 
 
-def plugin_rules(cfg: DictConfig) -> dict[str, Rule]:
-    """``{strategy.plugins.NAME.KEY: rule}`` from the ``options`` of each configured plugin."""
+def plugin_rules(cfg: DictConfig) -> dict[str, tuple[Rule, str | None]]:
+    """``{strategy.plugins.NAME.KEY: (rule, label)}`` from each configured plugin's ``options``."""
     rules = {}
     for name, plugin in (OmegaConf.select(cfg, "strategy.plugins") or {}).items():
         try:
-            options = get_class(plugin["_target_"]).options
+            cls = get_class(plugin["_target_"])
         except Exception:  # no such class: instantiating the strategy names the problem
             continue
-        rules.update({f"strategy.plugins.{name}.{key}": rule for key, rule in options.items()})
+        prefix = f"strategy.plugins.{name}"
+        rules.update({f"{prefix}.{key}": (rule, cls.label) for key, rule in cls.options.items()})
     return rules
 
 
@@ -96,13 +98,18 @@ def validate_config(cfg: DictConfig) -> None:
     Raises:
         ValueError: ``Invalid config value KEY=VALUE. Expected ALLOWED.``
     """
-    rules = {**RULES, **{key: (rule, True) for key, rule in plugin_rules(cfg).items()}}
+    labels = {key: label for key, (_, label) in plugin_rules(cfg).items()}
+    rules = {**RULES, **{key: (rule, True) for key, (rule, _) in plugin_rules(cfg).items()}}
     for key, (rule, optional) in rules.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if optional and value is _ABSENT:
             continue
-        if not rule(value):
-            raise ConfigError(invalid_message(key, value, rule, missing=value is _ABSENT))
+        if rule(value):
+            continue
+        if labels.get(key):
+            option = key.rpartition(".")[2]
+            raise ConfigError(f"{option_message(labels[key], option, value, rule)} ({key})")
+        raise ConfigError(invalid_message(key, value, rule, missing=value is _ABSENT))
 
 
 def run_id(cfg: DictConfig, strategy: str, dataset: str, remainder: str) -> str:

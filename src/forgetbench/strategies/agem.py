@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from forgetbench.losses import per_sample_loss
+from forgetbench.options import int_at_least
 from forgetbench.strategies.base import Phase, Plugin, value_counts
 from forgetbench.strategies.graph_memory import SEED_RANGE, reference_draw
 
@@ -57,10 +58,11 @@ class AGEM(Plugin):
         reference_size: Memory samples per reference gradient (>= 1).
     """
 
+    label = "A-GEM"
+    options = {"per_shard": int_at_least(1), "reference_size": int_at_least(1)}
+
     def __init__(self, per_shard: int = 100, reference_size: int = 256) -> None:
-        for key, value in (("per_shard", per_shard), ("reference_size", reference_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"A-GEM {key}: expected an integer >= 1. Received {value!r}")
+        self.check_options(per_shard=per_shard, reference_size=reference_size)
         self.per_shard, self.reference_size = int(per_shard), int(reference_size)
         self.log: list[dict] = []
         self.contents: list[dict] = []

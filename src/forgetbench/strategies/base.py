@@ -10,7 +10,7 @@ import numpy as np
 from forgetbench.context import PluginContext
 from forgetbench.data.dataset import ShardDataset
 from forgetbench.data.feed import Feed
-from forgetbench.options import Rule
+from forgetbench.options import Rule, option_message
 from forgetbench.plain_state import plain_state, restore_plain_state
 from forgetbench.remainder import RemainderPolicy
 
@@ -42,11 +42,26 @@ class Plugin:
 
     Attributes:
         options: ``{option: Rule}``, what the plugin's constructor options allow; checked
-            before any work (``Invalid config value strategy.plugins.NAME.OPTION=...``), and
-            by the constructor itself.
+            before any work (``Invalid config value strategy.plugins.NAME.OPTION=...``, or in
+            the plugin's words when it has a ``label``), and by the constructor itself.
+        label: The plugin's name in its messages (``LABEL KEY: expected ...``), if it has
+            its own wording.
     """
 
     options: ClassVar[dict[str, Rule]] = {}
+    label: ClassVar[str | None] = None
+
+    @classmethod
+    def check_options(cls, **values) -> None:
+        """Refuses a value its rule in ``options`` rejects, in the plugin's words.
+
+        Raises:
+            ValueError: ``LABEL KEY: expected ALLOWED. Received VALUE``.
+        """
+        for key, value in values.items():
+            rule = cls.options[key]
+            if not rule(value):
+                raise ValueError(option_message(cls.label or cls.__name__, key, value, rule))
 
     def setup(self, ctx: PluginContext) -> None:
         """Called once before training, before the train step is traced.

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from forgetbench.batch import IS_NEW, X, Y
 from forgetbench.losses import per_sample_loss
+from forgetbench.options import int_at_least, number_where
 from forgetbench.strategies.base import Phase, Plugin, value_counts
 from forgetbench.strategies.graph_memory import SEED_RANGE, reference_draw, reservoir_slots
 
@@ -55,13 +56,6 @@ def der_terms(logits, stored_logits, logits_valid, label_logits, labels, labels_
     return term
 
 
-def _check(name: str, value, integer: bool, minimum: float) -> None:
-    kind = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value < minimum:
-        allowed = f"an integer >= {minimum}" if integer else f"a number >= {minimum}"
-        raise ValueError(f"DER {name}: expected {allowed}. Received {value!r}")
-
-
 class DER(Plugin):
     """DER (``beta = 0``) or DER++ (``beta > 0``).
 
@@ -72,13 +66,18 @@ class DER(Plugin):
         size: Samples per draw (>= 1); DER++ draws twice.
     """
 
+    label = "DER"
+    options = {
+        "alpha": number_where(lambda v: v >= 0, "a number >= 0"),
+        "beta": number_where(lambda v: v >= 0, "a number >= 0"),
+        "capacity": int_at_least(1),
+        "size": int_at_least(1),
+    }
+
     def __init__(
         self, alpha: float = 0.3, beta: float = 0.0, capacity: int = 500, size: int = 32
     ) -> None:
-        _check("alpha", alpha, False, 0)
-        _check("beta", beta, False, 0)
-        _check("capacity", capacity, True, 1)
-        _check("size", size, True, 1)
+        self.check_options(alpha=alpha, beta=beta, capacity=capacity, size=size)
         self.alpha, self.beta = float(alpha), float(beta)
         self.capacity, self.size = int(capacity), int(size)
         self.log: list[dict] = []

@@ -20,6 +20,7 @@ import numpy as np
 
 from forgetbench.data.feed import Feed, array_gather
 from forgetbench.data.samplers import ShuffledPlan
+from forgetbench.options import int_at_least
 from forgetbench.strategies.base import Phase, Plugin, value_counts
 
 PLAN_KEY = 1 << 20  # the memory's epoch orders: phase keys no stream order uses
@@ -72,10 +73,11 @@ class GDumb(Plugin):
         stream_chunk: Samples read at a time when offering a shard to the memory.
     """
 
+    label = "GDumb"
+    options = {"capacity": int_at_least(1), "epochs": int_at_least(1)}
+
     def __init__(self, capacity: int = 500, epochs: int = 30, stream_chunk: int = 4096) -> None:
-        for key, value in (("capacity", capacity), ("epochs", epochs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GDumb {key}: expected an integer >= 1. Received {value!r}")
+        self.check_options(capacity=capacity, epochs=epochs)
         self.capacity, self.epochs, self.stream_chunk = int(capacity), int(epochs), stream_chunk
         self.log: list[dict] = []
 

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from forgetbench.context import LossTerm
+from forgetbench.options import Rule, number_where, one_of
 from forgetbench.strategies.base import Phase, Plugin
 
 DISTILL_OVER = ("seen_classes", "all_units")
@@ -55,17 +56,17 @@ def distillation(logits, teacher_logits, temperature: float, mask=None) -> tf.Te
     return tf.reduce_sum(tf.exp(log_q) * (log_q - log_p), axis=-1)
 
 
-def _check_alpha(alpha) -> list[float] | float:
-    values = list(alpha) if isinstance(alpha, Sequence) and not isinstance(alpha, str) else None
+def _alpha_values(alpha) -> list | None:
+    """``alpha`` as a list when it is one (one weight per phase), else ``None``."""
+    return list(alpha) if isinstance(alpha, Sequence) and not isinstance(alpha, str) else None
+
+
+def _alpha_allowed(alpha) -> bool:
+    values = _alpha_values(alpha)
     numbers = values if values is not None else [alpha]
-    if not numbers or not all(
+    return bool(numbers) and all(
         isinstance(a, int | float) and not isinstance(a, bool) and a >= 0 for a in numbers
-    ):
-        raise ValueError(
-            "LwF alpha: expected a number >= 0 or a non-empty list of numbers >= 0 (one per "
-            f"phase). Received {alpha!r}"
-        )
-    return [float(a) for a in values] if values is not None else float(alpha)
+    )
 
 
 class LwF(Plugin):
@@ -78,6 +79,16 @@ class LwF(Plugin):
         t_squared: Multiply the term by ``T^2`` (Hinton et al.'s scaling).
     """
 
+    label = "LwF"
+    options = {
+        "alpha": Rule(
+            _alpha_allowed,
+            "a number >= 0 or a non-empty list of numbers >= 0 (one per phase)",
+        ),
+        "temperature": number_where(lambda v: v > 0, "a number > 0"),
+        "distill_over": one_of(DISTILL_OVER),
+    }
+
     def __init__(
         self,
         alpha: float | Sequence[float] = 1.0,
@@ -85,13 +96,9 @@ class LwF(Plugin):
         distill_over: str = "seen_classes",
         t_squared: bool = False,
     ) -> None:
-        self.alpha = _check_alpha(alpha)
-        if not isinstance(temperature, int | float) or not temperature > 0:
-            raise ValueError(f"LwF temperature: expected a number > 0. Received {temperature!r}")
-        if distill_over not in DISTILL_OVER:
-            raise ValueError(
-                f"LwF distill_over: expected one of {list(DISTILL_OVER)}. Received {distill_over!r}"
-            )
+        self.check_options(alpha=alpha, temperature=temperature, distill_over=distill_over)
+        values = _alpha_values(alpha)
+        self.alpha = [float(a) for a in values] if values is not None else float(alpha)
         self.temperature, self.distill_over = float(temperature), distill_over
         self.t_squared = bool(t_squared)
         self.seen: set[int] = set()

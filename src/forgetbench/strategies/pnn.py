@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from forgetbench.options import a_bool
 from forgetbench.strategies.base import Phase, Plugin
 from forgetbench.strategies.pnn_columns import (
     Column,
@@ -45,12 +46,6 @@ from forgetbench.strategies.pnn_columns import (
 from forgetbench.train.networks import check_init
 
 
-def _flag(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"PNN {name}: expected true or false. Received {value!r}")
-    return value
-
-
 class PNN(Plugin):
     """Progressive networks: a new column per phase, laterals from the frozen earlier ones.
 
@@ -60,12 +55,15 @@ class PNN(Plugin):
         output_laterals: Laterals into the logits layer.
     """
 
+    label = "PNN"
+    options = {"input_laterals": a_bool(), "output_laterals": a_bool()}
+
     def __init__(
         self, init: str = "keras", input_laterals: bool = False, output_laterals: bool = True
     ) -> None:
         self.init = check_init(init)
-        self.input_laterals = _flag("input_laterals", input_laterals)
-        self.output_laterals = _flag("output_laterals", output_laterals)
+        self.check_options(input_laterals=input_laterals, output_laterals=output_laterals)
+        self.input_laterals, self.output_laterals = input_laterals, output_laterals
         self.columns: list[Column] = []
         self.column_of_shard: dict[int, int] = {}
         self.column_phases: list[int] = []

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from forgetbench.options import number_where
 from forgetbench.strategies.base import Phase, Plugin
 
 
@@ -46,13 +47,14 @@ class SI(Plugin):
         xi: Damping (> 0) of ``omega / (delta^2 + xi)``.
     """
 
+    label = "SI"
+    options = {
+        "c": number_where(lambda v: v >= 0, "a number >= 0"),
+        "xi": number_where(lambda v: v > 0, "a number > 0"),
+    }
+
     def __init__(self, c: float = 1.0, xi: float = 0.1) -> None:
-        for key, value, ok, allowed in (
-            ("c", c, lambda v: v >= 0, ">= 0"),
-            ("xi", xi, lambda v: v > 0, "> 0"),
-        ):
-            if not isinstance(value, int | float) or isinstance(value, bool) or not ok(value):
-                raise ValueError(f"SI {key}: expected a number {allowed}. Received {value!r}")
+        self.check_options(c=c, xi=xi)
         self.c, self.xi = float(c), float(xi)
         self.log: list[dict] = []
 
