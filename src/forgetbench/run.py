@@ -98,17 +98,18 @@ def validate_config(cfg: DictConfig) -> None:
     Raises:
         ValueError: ``Invalid config value KEY=VALUE. Expected ALLOWED.``
     """
-    labels = {key: label for key, (_, label) in plugin_rules(cfg).items()}
-    rules = {**RULES, **{key: (rule, True) for key, (rule, _) in plugin_rules(cfg).items()}}
+    plugins = plugin_rules(cfg)
+    rules = {**RULES, **{key: (rule, True) for key, (rule, _) in plugins.items()}}
     for key, (rule, optional) in rules.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if optional and value is _ABSENT:
             continue
         if rule(value):
             continue
-        if labels.get(key):
+        label = plugins[key][1] if key in plugins else None
+        if label:
             option = key.rpartition(".")[2]
-            raise ConfigError(f"{option_message(labels[key], option, value, rule)} ({key})")
+            raise ConfigError(f"{option_message(label, option, value, rule)} ({key})")
         raise ConfigError(invalid_message(key, value, rule, missing=value is _ABSENT))
 
 
@@ -304,8 +305,9 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "remainder": policy.name,
                 "seed": int(cfg.seed),
             }
+            data_fingerprint = fingerprint(dataset)  # the checkpoint's and the summary's
             checkpoints = RunCheckpoints(
-                cfg, out_dir, resolved, fingerprint(dataset), identity["run_id"]
+                cfg, out_dir, resolved, data_fingerprint, identity["run_id"]
             )
             checkpoints.attach(trainer)  # resumes from this run's checkpoint, if any
             tracker = make_tracker(cfg, out_dir, identity)
@@ -361,7 +363,7 @@ def run(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "group_name": [groups.names[g] for g in groups.of_shard],
                 **validation_sizes(dataset),
             },
-            "data": fingerprint(dataset),
+            "data": data_fingerprint,
             "timing": {
                 "train_seconds": train_seconds,
                 "eval_seconds": trainer.eval_seconds,
