@@ -27,9 +27,18 @@ from forgetbench.checkpoint import (
     random_states,
 )
 from forgetbench.config_check import ConfigError
+from forgetbench.options import Rule, a_bool, int_at_least, invalid_message, number_where
 from forgetbench.run_folder import comparable_config, config_digest
 
 log = logging.getLogger(__name__)
+_COUNT = int_at_least(0).check
+SETTING_RULES = {  # checkpoint.KEY: what it allows
+    "every": Rule(_COUNT, "an integer >= 0 (0: never)"),
+    "every_epochs": Rule(_COUNT, "an integer >= 0 (0: never)"),
+    "min_interval_s": number_where(lambda v: v >= 0, "a number >= 0 (0: at every due phase end)"),
+    "keep_after_finish": a_bool(),
+    "resume": a_bool(),
+}
 
 
 @dataclass(frozen=True)
@@ -59,26 +68,11 @@ class CheckpointSettings:
             ConfigError: naming the key, the value and what is allowed.
         """
         node = OmegaConf.select(cfg, "checkpoint", default=None) or {}
-        counts = {key: node.get(key, getattr(cls, key)) for key in ("every", "every_epochs")}
-        for key, value in counts.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(
-                    f"Invalid config value checkpoint.{key}={value!r}. Expected an integer >= 0 "
-                    "(0: never)."
-                )
-        interval = node.get("min_interval_s", cls.min_interval_s)
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
-            raise ConfigError(
-                f"Invalid config value checkpoint.min_interval_s={interval!r}. Expected a number "
-                ">= 0 (0: at every due phase end)."
-            )
-        flags = {key: node.get(key, getattr(cls, key)) for key in ("keep_after_finish", "resume")}
-        for key, value in flags.items():
-            if not isinstance(value, bool):
-                raise ConfigError(
-                    f"Invalid config value checkpoint.{key}={value!r}. Expected true or false."
-                )
-        return cls(**counts, min_interval_s=float(interval), **flags)
+        values = {key: node.get(key, getattr(cls, key)) for key in SETTING_RULES}
+        for key, rule in SETTING_RULES.items():
+            if not rule(values[key]):
+                raise ConfigError(invalid_message(f"checkpoint.{key}", values[key], rule))
+        return cls(**{**values, "min_interval_s": float(values["min_interval_s"])})
 
 
 class RunCheckpoints:

@@ -13,9 +13,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from forgetbench.config_check import ConfigError
+from forgetbench.options import Rule, invalid_message
 from forgetbench.tracking.base import Tracker
 
 NAMES = ("none", "tensorboard", "mlflow")
+NAME_RULE = Rule(lambda v: v in NAMES, f"one of {list(NAMES)} (choose with logger=NAME)")
 
 
 def make_tracker(cfg: DictConfig, out_dir: Path, identity: dict) -> Tracker:
@@ -37,8 +39,5 @@ def make_tracker(cfg: DictConfig, out_dir: Path, identity: dict) -> Tracker:
 
         return MlflowTracker(out_dir, identity, **options)
     if name != "none":
-        raise ConfigError(
-            f"Invalid config value logger.name={name!r}. Expected one of {list(NAMES)} "
-            "(choose with logger=NAME)."
-        )
+        raise ConfigError(invalid_message("logger.name", name, NAME_RULE))
     return Tracker(out_dir, identity)
