@@ -82,10 +82,14 @@ def apply_per_strategy(cfg: DictConfig, choice: str) -> None:
         cfg[KEY] = {choice: own} if own else {}
 
 
+def override_key(override: str) -> str:
+    """The dotted key an override sets, without Hydra's ``+``/``~``/``++`` prefixes."""
+    return override.partition("=")[0].lstrip("+~")
+
+
 def not_applying(override: str, strategy: str | None) -> bool:
     """Whether ``override`` sets another strategy's ``per_strategy`` entry than ``strategy``."""
-    key = override.partition("=")[0].lstrip("+~")
-    parts = key.split(".")
+    parts = override_key(override).split(".")
     return strategy is not None and parts[0] == KEY and len(parts) > 1 and parts[1] != strategy
 
 

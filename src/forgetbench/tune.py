@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from forgetbench.per_strategy import override_key
 from forgetbench.results.io import write_with
 from forgetbench.results.run_files import read_summary
 from forgetbench.search import best_trial, trials_table
@@ -43,14 +44,10 @@ def forgetbench(args: list[str]) -> None:
         )
 
 
-def _key(override: str) -> str:
-    return override.partition("=")[0].lstrip("+~")
-
-
 def chosen_overrides(trial_overrides: list[str], given: list[str]) -> list[str]:
     """The searched values of a trial: its overrides less those given and ``search=``."""
-    fixed = {_key(o) for o in given} | {"search", "shard_range"}
-    return [o for o in trial_overrides if _key(o) not in fixed]
+    fixed = {override_key(o) for o in given} | {"search", "shard_range"}
+    return [o for o in trial_overrides if override_key(o) not in fixed]
 
 
 SEARCH_ONLY = ("tuning.", "hydra.sweeper.")  # overrides of the search, left out of the final runs
@@ -58,7 +55,7 @@ SEARCH_ONLY = ("tuning.", "hydra.sweeper.")  # overrides of the search, left out
 
 def final_overrides(given: list[str]) -> list[str]:
     """The given overrides that apply to the final runs (not ``tuning.*``, ``hydra.sweeper.*``)."""
-    return [o for o in given if not _key(o).startswith(SEARCH_ONLY)]
+    return [o for o in given if not override_key(o).startswith(SEARCH_ONLY)]
 
 
 def validation_fraction(trial_folder: str) -> float:
